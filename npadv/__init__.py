@@ -1,0 +1,16 @@
+"""npadv: adversarial training in pure NumPy.
+
+Its own reverse-mode autograd (Tensor), layers (npadv.nn), reference models, attacks
+(npadv.attacks) and training methods (npadv.training), each written like its paper.
+"""
+from . import functional, nn, optim
+from .cost import CostMeter, cost
+from .models import build_model, madry_cnn, mlp, small_cnn
+from .tensor import Tensor, as_tensor, is_grad_enabled, no_grad, unbroadcast
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "as_tensor", "no_grad", "is_grad_enabled", "unbroadcast", "cost", "CostMeter",
+    "functional", "nn", "optim", "mlp", "small_cnn", "madry_cnn", "build_model",
+]

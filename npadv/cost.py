@@ -1,0 +1,60 @@
+"""The cost meter: FLOPs of matmul and conv, and forward/backward calls of Modules.
+
+    with npadv.cost() as c:
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+    c.flops                       # multiply-add FLOPs (2 per multiply-add), forward and backward
+    c.full_passes(model)          # backward passes through the whole Sequential model
+    c.first_layer_passes(model)   # backward passes through model[0] alone (YOPO's cheap updates)
+
+A "pass" is counted when a gradient flows back through a Module's output, so a
+forward without a backward (evaluation) counts in `forwards` but not as a pass.
+Meters nest: every active meter counts.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import contextmanager
+from typing import Iterator
+
+_ACTIVE: list["CostMeter"] = []
+
+
+class CostMeter:
+    """Counts FLOPs and Module calls while it is active."""
+
+    def __init__(self) -> None:
+        self.flops = 0
+        self.forwards: Counter = Counter()
+        self.backwards: Counter = Counter()
+
+    def full_passes(self, model) -> int:
+        """Backward passes through the whole model (counted at its last layer, model[-1])."""
+        return self.backwards[model[-1]]
+
+    def first_layer_passes(self, model) -> int:
+        """Backward passes through model[0] that were not part of a full pass."""
+        return self.backwards[model[0]] - self.backwards[model[-1]]
+
+    def __repr__(self) -> str:
+        return f"CostMeter(flops={self.flops:.3e}, modules={len(self.forwards)})"
+
+
+@contextmanager
+def cost() -> Iterator[CostMeter]:
+    """Context manager yielding a CostMeter that counts everything done inside it."""
+    meter = CostMeter()
+    _ACTIVE.append(meter)
+    try:
+        yield meter
+    finally:
+        _ACTIVE.remove(meter)
+
+
+def add_flops(n: int) -> None:
+    for meter in _ACTIVE:
+        meter.flops += int(n)
+
+
+def active_meters() -> tuple[CostMeter, ...]:
+    return tuple(_ACTIVE)

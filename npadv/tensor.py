@@ -1,0 +1,218 @@
+"""The autograd engine: Tensor, backward, no_grad.
+
+A Tensor wraps an ndarray. An op (see ops.py, conv.py, functional.py) makes a new
+Tensor that remembers its parents and a vector-Jacobian product `vjp(g)` returning
+one gradient per parent. `backward()` seeds the output, walks the graph in reverse
+topological order (found iteratively, so a 10,000-op chain is fine) and ACCUMULATES
+(+=) into every parent: a tensor used twice receives the sum of both paths.
+
+Leaves (tensors made by the user with requires_grad=True, and Parameters) keep
+`.grad`; an intermediate tensor keeps it only after `retain_grad()`. The adversarial
+methods use both: the gradient w.r.t. the input, and w.r.t. the first layer's output.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+DEFAULT_DTYPE = np.float32
+_GRAD_ENABLED = [True]
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Inside this context no graph is recorded (ops return constants)."""
+    _GRAD_ENABLED.append(False)
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED.pop()
+
+
+def is_grad_enabled() -> bool:
+    return _GRAD_ENABLED[-1]
+
+
+def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum g down to `shape`, undoing NumPy broadcasting (extra leading axes, then size-1 axes)."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g
+
+
+def _as_array(data, dtype=None) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data.data
+    arr = np.asarray(data, dtype=dtype)
+    if dtype is None and arr.dtype.kind in "fc" and not isinstance(data, np.ndarray):
+        arr = arr.astype(DEFAULT_DTYPE)  # Python floats and lists become float32
+    if dtype is None and arr.dtype.kind == "b":
+        arr = arr.astype(DEFAULT_DTYPE)
+    return arr
+
+
+class Tensor:
+    """An ndarray with a gradient.
+
+    data: any shape; float32 by default (a float64 ndarray stays float64), ints for indices.
+    """
+
+    __array_priority__ = 100  # so ndarray + Tensor calls Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
+        self.data = _as_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating tensors can require grad, got dtype {self.data.dtype}")
+        self.requires_grad = bool(requires_grad)
+        self.grad: np.ndarray | None = None
+        self.name = name
+        self._parents: tuple[Tensor, ...] = ()
+        self._vjp: Callable[[np.ndarray], Sequence[np.ndarray | None]] | None = None
+        self._retain = False
+
+    # ---- construction of op outputs ------------------------------------------------
+    @staticmethod
+    def from_op(data: np.ndarray, parents: Sequence["Tensor"],
+                vjp: Callable[[np.ndarray], Sequence[np.ndarray | None]]) -> "Tensor":
+        """Make an op's output; it joins the graph only if some parent requires grad."""
+        out = Tensor.__new__(Tensor)
+        out.data, out.grad, out.name, out._retain = data, None, None, False
+        out.requires_grad = is_grad_enabled() and any(p.requires_grad for p in parents)
+        out._parents = tuple(parents) if out.requires_grad else ()
+        out._vjp = vjp if out.requires_grad else None
+        return out
+
+    # ---- gradient ------------------------------------------------------------------
+    def retain_grad(self) -> "Tensor":
+        """Keep `.grad` on this intermediate tensor after backward()."""
+        self._retain = True
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def backward(self, grad=None) -> None:
+        """Backpropagate from this tensor; `grad` is the upstream gradient (default 1 for a scalar)."""
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() without a gradient needs a scalar, got shape {self.shape}")
+            grad = np.ones_like(self.data)
+        grad = np.asarray(grad, dtype=self.data.dtype)
+        if grad.shape != self.data.shape:
+            grad = np.broadcast_to(grad, self.data.shape)
+        grads: dict[int, np.ndarray] = {id(self): grad}
+        for node in reversed(_topological_order(self)):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._vjp is None or node._retain:
+                g_own = np.array(g, dtype=node.data.dtype)  # copy: g may view another array
+                node.grad = g_own if node.grad is None else node.grad + g_own
+            if node._vjp is None:
+                continue
+            for parent, pg in zip(node._parents, node._vjp(g)):
+                if pg is None or not parent.requires_grad:
+                    continue
+                key = id(parent)
+                grads[key] = pg if key not in grads else grads[key] + pg
+
+    # ---- conveniences --------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def T(self) -> "Tensor":
+        return self.transpose()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def detach(self) -> "Tensor":
+        return Tensor(self.data)
+
+    def astype(self, dtype) -> "Tensor":
+        return _ops.astype(self, dtype)
+
+    def __repr__(self) -> str:
+        flag = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(self.data, threshold=8)}, dtype={self.dtype}{flag})"
+
+    # ---- operators (rules live in ops.py) ------------------------------------------
+    def __add__(self, other): return _ops.add(self, other)
+    def __radd__(self, other): return _ops.add(other, self)
+    def __sub__(self, other): return _ops.sub(self, other)
+    def __rsub__(self, other): return _ops.sub(other, self)
+    def __mul__(self, other): return _ops.mul(self, other)
+    def __rmul__(self, other): return _ops.mul(other, self)
+    def __truediv__(self, other): return _ops.div(self, other)
+    def __rtruediv__(self, other): return _ops.div(other, self)
+    def __neg__(self): return _ops.neg(self)
+    def __pow__(self, other): return _ops.pow(self, other)
+    def __rpow__(self, other): return _ops.pow(other, self)
+    def __matmul__(self, other): return _ops.matmul(self, other)
+    def __rmatmul__(self, other): return _ops.matmul(other, self)
+    def __getitem__(self, index): return _ops.getitem(self, index)
+
+    def exp(self): return _ops.exp(self)
+    def log(self): return _ops.log(self)
+    def relu(self): return _ops.relu(self)
+    def tanh(self): return _ops.tanh(self)
+    def sigmoid(self): return _ops.sigmoid(self)
+    def sum(self, axis=None, keepdims=False): return _ops.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return _ops.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return _ops.max(self, axis, keepdims)
+    def reshape(self, *shape): return _ops.reshape(self, *shape)
+    def transpose(self, *axes): return _ops.transpose(self, *axes)
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Nodes that require grad, parents before children (iterative depth-first search)."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((p, False) for p in node._parents if p.requires_grad and id(p) not in seen)
+    return order
+
+
+def as_tensor(x, dtype=None) -> Tensor:
+    """x if it is already a Tensor, else a constant Tensor of it."""
+    return x if isinstance(x, Tensor) else Tensor(x, dtype=dtype)
+
+
+from . import ops as _ops  # noqa: E402  (ops needs Tensor defined first)
