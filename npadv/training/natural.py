@@ -1,0 +1,30 @@
+"""Natural (standard) training: minimise the mean cross-entropy on clean inputs.
+
+    1: for minibatch (x, y):
+    2:   θ ← θ − τ·∇_θ L(θ; x, y)        # one pass
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .common import loss_backward
+
+
+class Natural:
+    """One full pass and one optimiser step per minibatch."""
+
+    name = "natural"
+    epoch_divisor = 1
+
+    def step(self, model, optimizer, x: np.ndarray, y: np.ndarray,
+             rng: np.random.Generator) -> float:
+        optimizer.zero_grad()
+        loss = loss_backward(model, x, y)   # 2: ∇_θ L(θ; x, y)
+        optimizer.step()                    # 2: θ ← θ − τ·∇_θ L
+        return loss
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        pass
