@@ -1,0 +1,134 @@
+"""Natural training on MNIST-5k, determinism, resume, checkpoints and the CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import npadv
+from npadv.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from npadv.cli import main
+from npadv.data import load_mnist_5k
+from npadv.training import Natural, TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist_5k()
+
+
+def _weights(model):
+    return [p.data.copy() for p in model.parameters()]
+
+
+def test_small_cnn_reaches_95_percent(mnist):
+    # bar: >= 95.0 % test accuracy within 10 epochs
+    model = npadv.small_cnn(seed=0)
+    history = train(model, Natural(), mnist, TrainConfig(epochs=10, lr=0.05), progress=False)
+    assert history[-1]["clean_acc"] >= 0.95, history
+
+
+def test_mlp_reaches_90_percent(mnist):
+    model = npadv.mlp(seed=0)
+    history = train(model, Natural(), mnist, TrainConfig(epochs=10, lr=0.05), progress=False)
+    assert history[-1]["clean_acc"] >= 0.90, history
+
+
+def test_same_seed_bit_identical_and_resume_bit_identical(mnist, tmp_path):
+    config = TrainConfig(epochs=2, lr=0.05, eval_size=200)
+    a, b, c = (npadv.mlp(seed=3) for _ in range(3))
+    train(a, Natural(), mnist, config, progress=False)
+    train(b, Natural(), mnist, config, progress=False)
+    for wa, wb in zip(_weights(a), _weights(b)):
+        assert np.array_equal(wa, wb)
+    # the process dies during epoch 2's end-of-epoch work, after epoch 1's checkpoint
+    ckpt = tmp_path / "ckpt.npz"
+    stop_config = TrainConfig(epochs=2, lr=0.05, eval_size=200)
+    one_epoch = _StopAfter(Natural(), epochs=1)
+    with pytest.raises(_Killed):
+        train(c, one_epoch, mnist, stop_config, checkpoint_path=ckpt, progress=False)
+    resumed = npadv.mlp(seed=99)  # different init: everything must come from the checkpoint
+    history = train(resumed, Natural(), mnist, stop_config, checkpoint_path=ckpt, resume=True,
+                    progress=False)
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert load_checkpoint(ckpt)[1]["epoch"] == 2
+    for wa, wr in zip(_weights(a), _weights(resumed)):
+        assert np.array_equal(wa, wr)
+
+
+class _Killed(Exception):
+    pass
+
+
+class _StopAfter:
+    """Natural training that raises after `epochs` epochs, as if the process were killed."""
+
+    def __init__(self, method, epochs):
+        self.method, self.epochs, self.name = method, epochs, method.name
+        self.epoch_divisor, self.seen = 1, 0
+
+    def step(self, *args):
+        return self.method.step(*args)
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+    def end_of_epoch(self, model, x, y, epoch):
+        if epoch > self.epochs:
+            raise _Killed  # the checkpoint of this epoch is not yet written
+        return None
+
+
+def test_nan_inputs_and_bad_labels_refused(mnist):
+    x, y = mnist[0][:64].copy(), mnist[1][:64].copy()
+    x[5, 0, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf in 1 examples"):
+        train(npadv.mlp(), Natural(), (x, y, x, y), TrainConfig(epochs=1), progress=False)
+    y[0] = 12
+    with pytest.raises(ValueError, match="labels out of range"):
+        train(npadv.mlp(), Natural(), (mnist[0][:64], y, x, y), TrainConfig(epochs=1),
+              progress=False)
+
+
+def test_checkpoint_refuses_pickle_and_other_architecture(tmp_path):
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, meta=np.array('{"model": "mlp"}'),
+             **{"model/0.weight": np.array([object()], dtype=object)})
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        load_checkpoint(evil)
+    good = tmp_path / "cnn.npz"
+    save_checkpoint(good, {"model": npadv.small_cnn().state_dict()}, {"model": "mlp"})
+    parts, meta = load_checkpoint(good)
+    with pytest.raises(ValueError, match="does not match this model architecture"):
+        npadv.mlp().load_state_dict(parts["model"])
+    with pytest.raises(CheckpointError, match="object array"):
+        save_checkpoint(tmp_path / "x.npz", {"m": {"a": np.array([None], dtype=object)}}, {})
+    assert not (tmp_path / "x.npz").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cnn.npz", "evil.npz"]
+
+
+def test_cli_train_resume_and_eval(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--model", "mlp", "--epochs", "2", "--no-progress", "--out", str(out),
+            "--eval-size", "200"]
+    assert main(args[:4] + ["1"] + args[5:]) == 0  # one epoch of a 1-epoch run
+    lines = (out / "log.jsonl").read_text().splitlines()
+    record = json.loads(lines[0])
+    assert record["epoch"] == 1 and record["full_passes"] == 32 and 0.5 < record["clean_acc"]
+    with pytest.raises(SystemExit, match="exists; use --resume"):
+        main(args)
+    eval_json = tmp_path / "eval.json"
+    assert main(["eval", "--checkpoint", str(out / "checkpoint.npz"), "--n", "100",
+                 "--attack", "fgsm", "--eps", "0", "0.2", "--no-progress",
+                 "--json", str(eval_json)]) == 0
+    result = json.loads(eval_json.read_text())
+    assert result["n"] == 100 and len(result["attacks"]) == 2
+    # ε = 0 leaves the accuracy clean; ε = 0.2 on a natural MLP lowers it
+    assert result["attacks"][0]["accuracy"] == result["clean_accuracy"]
+    assert result["attacks"][1]["accuracy"] < result["clean_accuracy"]
+    assert "worst case" in capsys.readouterr().out
+    assert main(["eval", "--checkpoint", str(tmp_path / "missing.npz")]) == 2
