@@ -28,14 +28,20 @@ methods (Goodfellow 2015; Madry 2018; Wong 2020; Shafahi 2019; Zhang 2019; Zhu 2
   free     Free-m AT (--replays m; epochs ÷ m), m passes
   yopo     YOPO-m-n (--yopo-m full passes, --yopo-n first-layer updates each)
   freelb   FreeLB-K (--freelb-k ascent steps, --adv-lr, --adv-init-mag, --adv-max-norm)
+
+--task text trains a TextCNN on the synthetic sentiment task with natural, fgm (Miyato
+2017), pgd (L2 on embeddings) or freelb; ε is then an L2 radius per sentence (default 1).
+Unset flags take each task's own defaults.
 """
+
+IMAGE_DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 0.05}
 
 
 def _add_method_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("method settings (unset = the method's paper-derived default)")
     g.add_argument("--method", default="natural",
-                   choices=["natural", "fgsm", "fast", "pgd", "free", "yopo", "freelb"],
-                   help="training method (see below)")
+                   choices=["natural", "fgsm", "fast", "pgd", "free", "yopo", "freelb", "fgm"],
+                   help="training method (see below; fgm is for --task text)")
     g.add_argument("--eps", type=float, default=None,
                    help="L∞ radius ε of the training perturbation (default 0.1)")
     g.add_argument("--alpha", type=float, default=None,
@@ -78,12 +84,14 @@ def method_from_args(args):
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model", epilog=METHOD_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default="image", choices=["image", "text"])
     p.add_argument("--model", default="small-cnn", help="mlp | small-cnn | madry-cnn")
     p.add_argument("--dataset", default="mnist-5k", choices=DATASETS)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
-    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--epochs", type=int, default=None, help="default 10 (image), 12 (text)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 128 (image), 32 (text)")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
+                   help="image task (text uses Adam)")
+    p.add_argument("--lr", type=float, default=None, help="default 0.05 (image), 2e-3 (text)")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--schedule", default="cosine",
@@ -105,6 +113,19 @@ def cmd_train(args) -> int:
     from .models import build_model
     from .training.loop import TrainConfig, train
 
+    if args.task == "text":
+        from .text import train_text_cli
+
+        if args.method not in ("natural", "fgm", "pgd", "freelb"):
+            raise SystemExit(f"npadv train: --task text takes --method natural, fgm, pgd or "
+                             f"freelb, not {args.method}")
+        train_text_cli(args)
+        return 0
+    if args.method == "fgm":
+        raise SystemExit("npadv train: fgm perturbs embeddings; use it with --task text")
+    for key, value in IMAGE_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     method = method_from_args(args)
     model = build_model(args.model, seed=args.seed)
     adversarial = args.method != "natural"
@@ -210,6 +231,9 @@ def cmd_eval(args) -> int:
 
 def _demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="train every method on MNIST-5k and compare (offline)")
+    p.add_argument("--task", default="image", choices=["image", "text"],
+                   help="image: MNIST-5k methods; text: natural/FGM/PGD/FreeLB on the "
+                        "synthetic sentiment task over 3 seeds")
     p.add_argument("--quick", action="store_true", help="a ~1 minute version")
     p.add_argument("--eps", type=float, default=0.1)
     p.add_argument("--eps-ramp", type=float, default=None,
@@ -222,6 +246,12 @@ def _demo_parser(sub) -> None:
 
 
 def cmd_demo(args) -> int:
+    if args.task == "text":
+        from .text import run_text_demo
+
+        run_text_demo(quick=args.quick, seeds=3, out=args.out,
+                      progress=not args.no_progress)
+        return 0
     from .demo import run_demo
 
     run_demo(args)
