@@ -6,11 +6,11 @@ Its own reverse-mode autograd (Tensor), layers (npadv.nn), reference models, att
 from . import functional, nn, optim
 from .cost import CostMeter, cost
 from .models import build_model, madry_cnn, mlp, small_cnn
-from .tensor import Tensor, as_tensor, is_grad_enabled, no_grad, unbroadcast
+from .tensor import Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, unbroadcast
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "as_tensor", "no_grad", "is_grad_enabled", "unbroadcast", "cost", "CostMeter",
+    "Tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "unbroadcast", "cost", "CostMeter",
     "functional", "nn", "optim", "mlp", "small_cnn", "madry_cnn", "build_model",
 ]

@@ -152,7 +152,7 @@ class Linear(Module):
     def forward(self, x):
         x = as_tensor(x)
         if self.flatten and x.ndim > 2:
-            x = ops.reshape(x, x.shape[0], -1)
+            x = ops.reshape(x, x.shape[0], math.prod(x.shape[1:]))
         x = _check_input(x, self.weight.dtype, "Linear", size=[(-1, self.in_features)])
         return F.linear(x, self.weight, self.bias)
 
@@ -214,7 +214,7 @@ class Flatten(Module):
 
     def forward(self, x):
         x = as_tensor(x)
-        return ops.reshape(x, x.shape[0], -1)
+        return ops.reshape(x, x.shape[0], math.prod(x.shape[1:]))
 
     def __repr__(self):
         return "Flatten()"

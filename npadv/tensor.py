@@ -31,6 +31,16 @@ def no_grad() -> Iterator[None]:
         _GRAD_ENABLED.pop()
 
 
+@contextmanager
+def enable_grad() -> Iterator[None]:
+    """Record the graph again, even inside no_grad() (attacks need input gradients)."""
+    _GRAD_ENABLED.append(True)
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED.pop()
+
+
 def is_grad_enabled() -> bool:
     return _GRAD_ENABLED[-1]
 

@@ -219,3 +219,19 @@ def test_cost_meter_conv_flops():
         conv(x).sum().backward()
     macs = 2 * 5 * 5 * 4 * 3 * 9
     assert c.flops == 3 * 2 * macs  # forward, weight gradient, input gradient
+
+
+def test_flatten_and_models_accept_an_empty_batch():
+    for build in (npadv.mlp, npadv.small_cnn):
+        assert build()(np.zeros((0, 1, 28, 28), dtype=np.float32)).shape == (0, 10)
+
+
+def test_enable_grad_inside_no_grad():
+    x = Tensor(np.ones(2), requires_grad=True)
+    with npadv.no_grad():
+        with npadv.enable_grad():
+            y = (x * 3).sum()
+        z = x * 3
+    assert y.requires_grad and not z.requires_grad
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])

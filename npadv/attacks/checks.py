@@ -1,0 +1,118 @@
+"""Red flags for gradient masking: signs that an evaluation's robust accuracy is not credible.
+
+Athalye, Carlini, Wagner, "Obfuscated Gradients Give a False Sense of Security", ICML 2018
+(Section 3.1 lists the symptoms), and Croce & Hein, ICML 2020 (the checks of their
+auto-attack code). Each function returns a list of messages, empty when nothing is wrong:
+
+    (a) check_gradients       input gradients exactly zero or NaN for many examples
+    (b) check_eps_monotone    robust accuracy rises with ε
+    (c) check_pgd_vs_fgsm     an iterative attack does worse than single-step FGSM
+    (d) check_whole_box       accuracy at an ε covering the whole box is not near zero
+    (e) check_more_effort     more steps, restarts or a larger ε raise accuracy
+
+The evaluation (evaluate.py) runs them and issues each message as a
+GradientMaskingWarning. Accuracies here are fractions in [0, 1]; `tol` is the absolute
+slack allowed for random-start noise.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .losses import input_gradient, predict
+from .pgd import pgd
+
+
+class GradientMaskingWarning(UserWarning):
+    """The evaluation may overestimate robustness (gradients cannot be trusted)."""
+
+
+def check_gradients(model, x: np.ndarray, y: np.ndarray, max_fraction: float = 0.05
+                    ) -> list[str]:
+    """(a) Fraction of examples whose input gradient is all zero or has a NaN/inf.
+
+    The gradient is that of the margin loss max_{j≠y} z_j − z_y, which unlike the
+    cross-entropy does not vanish when the softmax saturates. x: (N, ...); y: (N,).
+    """
+    if len(x) == 0:
+        return []
+    _, g, _ = input_gradient(model, x, y, "cw")
+    flat = g.reshape(len(g), -1)
+    bad = ~np.isfinite(flat).all(axis=1) | (flat == 0).all(axis=1)
+    if bad.mean() > max_fraction:
+        return [f"input gradients are zero or NaN for {bad.mean():.0%} of examples "
+                f"(more than {max_fraction:.0%}): the model may mask its gradients "
+                "(non-differentiable or saturating operations); gradient attacks are unreliable"]
+    return []
+
+
+def check_eps_monotone(eps, accuracy, tol: float = 0.02) -> list[str]:
+    """(b) Robust accuracy must not rise with ε. eps, accuracy: sequences of equal length."""
+    eps, accuracy = np.asarray(eps, dtype=float), np.asarray(accuracy, dtype=float)
+    order = np.argsort(eps, kind="stable")
+    e, a = eps[order], accuracy[order]
+    rises = np.flatnonzero(a[1:] > a[:-1] + tol)
+    return [f"robust accuracy rises with eps: {a[i]:.1%} at eps={e[i]:g} but {a[i + 1]:.1%} "
+            f"at eps={e[i + 1]:g}; the attack is failing to optimise" for i in rises]
+
+
+def check_pgd_vs_fgsm(results, tol: float = 0.02) -> list[str]:
+    """(c) An iterative L∞ attack (pgd, apgd) at ε' ≥ ε must do at least as well as FGSM at ε.
+
+    results: sequence of (attack, accuracy), attack with .name, .eps, .get(option), .label.
+    """
+    messages = []
+    for one, acc_one in results:
+        if one.name != "fgsm":
+            continue
+        for it, acc_it in results:
+            if (it.name in ("pgd", "apgd") and it.get("norm") in ("linf", "inf")
+                    and it.eps >= one.eps and acc_it > acc_one + tol):
+                messages.append(
+                    f"{it.label} is weaker than {one.label} ({acc_it:.1%} vs {acc_one:.1%} "
+                    "accuracy): a sign of masked or noisy gradients")
+    return messages
+
+
+_EFFORT = ("eps", "steps", "restarts")
+
+
+def _effort(attack) -> tuple[float, ...]:
+    """(ε, steps, restarts); a single-step attack counts as 1 step, 1 restart."""
+    return tuple(float(attack.get(key, 1)) for key in _EFFORT)
+
+
+def check_more_effort(results, tol: float = 0.02) -> list[str]:
+    """(e), and (b) within one evaluation: for two runs of the same attack whose settings
+    differ only in ε, steps or restarts, the one with no less of each must not have higher
+    accuracy. results: sequence of (attack, accuracy)."""
+    messages = []
+    for weak, acc_weak in results:
+        for strong, acc_strong in results:
+            if strong is weak or strong.name != weak.name:
+                continue
+            if strong.settings(exclude=_EFFORT) != weak.settings(exclude=_EFFORT):
+                continue
+            more = [s >= w for s, w in zip(_effort(strong), _effort(weak))]
+            if all(more) and _effort(strong) != _effort(weak) and acc_strong > acc_weak + tol:
+                messages.append(
+                    f"{strong.label} gives higher accuracy than {weak.label} "
+                    f"({acc_strong:.1%} vs {acc_weak:.1%}) despite a larger budget "
+                    "(eps, steps or restarts): the attack is not converging")
+    return messages
+
+
+def check_whole_box(model, x: np.ndarray, y: np.ndarray, lo: float, hi: float,
+                    max_accuracy: float = 0.1, steps: int = 20) -> list[str]:
+    """(d) With ε = hi − lo (L∞) every input in the box is reachable, so a working attack
+    drives accuracy to about zero. Runs PGD-`steps` (margin loss, no random start, so only
+    the gradient can move the input) and complains if accuracy stays above max_accuracy."""
+    if len(x) == 0:
+        return []
+    eps = float(hi - lo)
+    x_adv = pgd(model, x, y, eps, steps=steps, random_start=False, loss="cw", early_stop=True,
+                lo=lo, hi=hi)
+    accuracy = float((predict(model, x_adv).argmax(axis=1) == y).mean())
+    if accuracy > max_accuracy:
+        return [f"accuracy is still {accuracy:.1%} under PGD-{steps} with eps={eps:g}, which "
+                f"covers the whole box [{lo:g}, {hi:g}]: the gradients do not lead the attack"]
+    return []
