@@ -22,23 +22,22 @@ _GRAD_ENABLED = [True]
 
 
 @contextmanager
-def no_grad() -> Iterator[None]:
+def _grad_mode(enabled: bool) -> Iterator[None]:
+    _GRAD_ENABLED.append(enabled)
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED.pop()
+
+
+def no_grad():
     """Inside this context no graph is recorded (ops return constants)."""
-    _GRAD_ENABLED.append(False)
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED.pop()
+    return _grad_mode(False)
 
 
-@contextmanager
-def enable_grad() -> Iterator[None]:
+def enable_grad():
     """Record the graph again, even inside no_grad() (attacks need input gradients)."""
-    _GRAD_ENABLED.append(True)
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED.pop()
+    return _grad_mode(True)
 
 
 def is_grad_enabled() -> bool:
