@@ -6,6 +6,7 @@ output joins the graph, its backward pass too (see cost.py).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
@@ -31,6 +32,25 @@ def _count_backward(out: Tensor, module: "Module", meters) -> Tensor:
         return (g,)
 
     return Tensor.from_op(out.data, (out,), vjp)
+
+
+@contextmanager
+def frozen(model) -> Iterator[None]:
+    """Stop the model's parameters from requiring grad (and so from receiving gradients).
+
+    Only input gradients flow, and the weight-gradient products are skipped. Flags and
+    `.grad` fields are restored on exit, also after an exception. A plain callable without
+    `parameters()` is left alone.
+    """
+    params = list(model.parameters()) if hasattr(model, "parameters") else []
+    saved = [(p, p.requires_grad, p.grad) for p in params]
+    for p in params:
+        p.requires_grad = False
+    try:
+        yield
+    finally:
+        for p, flag, grad in saved:
+            p.requires_grad, p.grad = flag, grad
 
 
 class Module:

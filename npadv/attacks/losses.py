@@ -17,13 +17,13 @@ it is in). `check_attack_inputs` validates the arguments every attack shares.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from .. import functional as F
 from .. import tensor as _tensor
+from ..nn import frozen
 from ..tensor import Tensor, as_tensor, enable_grad
 from .projections import _canonical_norm
 
@@ -92,26 +92,6 @@ def get_loss(name: str) -> LossFn:
 
 
 # ---- the input gradient, without side effects ------------------------------------------
-@contextmanager
-def frozen_parameters(model) -> Iterator[None]:
-    """Stop the model's parameters from requiring grad (and so from receiving gradients).
-
-    Besides keeping `.grad` untouched, this skips the weight-gradient products in backward.
-    Flags and `.grad` fields are restored on exit, also after an exception. A model without
-    `parameters()` (a plain callable) is left alone; `input_gradient` still restores the
-    `.grad` of any leaf tensor it reaches.
-    """
-    params = list(model.parameters()) if hasattr(model, "parameters") else []
-    saved = [(p, p.requires_grad, p.grad) for p in params]
-    for p in params:
-        p.requires_grad = False
-    try:
-        yield
-    finally:
-        for p, flag, grad in saved:
-            p.requires_grad, p.grad = flag, grad
-
-
 def _graph_leaves(root: Tensor, exclude: Tensor) -> list[Tensor]:
     """Leaf tensors requiring grad that `root` depends on, except `exclude`."""
     leaves, seen, stack = [], {id(exclude)}, [root]
@@ -138,7 +118,7 @@ def input_gradient(model, x: np.ndarray, y: np.ndarray, loss: str | LossFn = "ce
     """
     loss_fn = get_loss(loss) if isinstance(loss, str) else loss
     xt = Tensor(np.array(x), requires_grad=True)
-    with enable_grad(), frozen_parameters(model):
+    with enable_grad(), frozen(model):
         logits = model(xt)
         per_example = loss_fn(logits, y)
         if per_example.requires_grad:

@@ -37,28 +37,14 @@ averaging with wd equals summing with lr/m and weight decay m·wd).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import numpy as np
 
 from .. import functional as F
 from ..attacks.projections import project, random_start
+from ..nn import frozen
 from ..tensor import Tensor
-
-
-@contextmanager
-def frozen(module) -> Iterator[None]:
-    """Stop `module`'s parameters from requiring grad (no weight-gradient work, .grad kept)."""
-    params = module.parameters()
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad = False
-    try:
-        yield
-    finally:
-        for p, flag in zip(params, flags):
-            p.requires_grad = flag
 
 
 def full_pass(f0, g, x_eta: np.ndarray, y: np.ndarray, train_f0: bool = False
