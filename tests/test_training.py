@@ -132,3 +132,27 @@ def test_cli_train_resume_and_eval(tmp_path, capsys):
     assert result["attacks"][1]["accuracy"] < result["clean_accuracy"]
     assert "worst case" in capsys.readouterr().out
     assert main(["eval", "--checkpoint", str(tmp_path / "missing.npz")]) == 2
+
+
+def test_cli_demo_quick_subset_writes_table_and_json(tmp_path, capsys):
+    assert main(["demo", "--quick", "--methods", "natural", "yopo", "--no-progress",
+                 "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "demo.json").read_text())
+    rows = {r["method"]: r for r in summary["results"]}
+    assert set(rows) == {"natural", "YOPO-3-2"}
+    # one epoch of 32 minibatches: natural 1 full pass each; YOPO-3-2 3 full + 6 first-layer
+    assert rows["natural"]["full_passes"] == 32 and rows["natural"]["first_layer_passes"] == 0
+    assert rows["YOPO-3-2"]["full_passes"] == 96
+    assert rows["YOPO-3-2"]["first_layer_passes"] == 192
+    for r in rows.values():
+        assert 0 <= r["robust_acc"] <= r["pgd_acc"] <= r["clean_acc"] <= 1
+    assert "YOPO-3-2" in capsys.readouterr().out
+
+
+def test_cli_train_text_task(tmp_path, capsys):
+    assert main(["train", "--task", "text", "--method", "fgm", "--epochs", "1",
+                 "--no-progress", "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "text_fgm_seed0.json").read_text())
+    assert record["method"] == "fgm" and 0 <= record["clean_acc"] <= 1
+    with pytest.raises(SystemExit, match="use it with --task text"):
+        main(["train", "--method", "fgm", "--no-progress", "--out", str(tmp_path / "x")])
