@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .attacks.apgd import apgd
+from .attacks.losses import correct
 from .attacks.pgd import pgd
 from .data import load_mnist_5k
 from .models import small_cnn
@@ -62,25 +63,17 @@ def worst_case_accuracy(model, x, y, eps: float, pgd_steps: int, restarts: int,
     without changing the worst case.
     """
     model.eval()
-    clean = _correct(model, x, y)
+    clean = correct(model, x, y)
     x_pgd = pgd(model, x, y, eps, steps=pgd_steps, restarts=restarts, rng=seed,
                 early_stop=True)
-    robust = clean & _correct(model, x_pgd, y)
+    robust = clean & correct(model, x_pgd, y)
     pgd_acc = float(robust.mean())
     alive = np.flatnonzero(robust)
     if alive.size:
         x_apgd = apgd(model, x[alive], y[alive], eps, steps=apgd_steps, loss="ce", rng=seed)
-        robust[alive] = _correct(model, x_apgd, y[alive])
+        robust[alive] = correct(model, x_apgd, y[alive])
     return {"clean_acc": float(clean.mean()), "pgd_acc": pgd_acc,
             "robust_acc": float(robust.mean())}
-
-
-def _correct(model, x, y, batch_size: int = 500) -> np.ndarray:
-    from .tensor import Tensor, no_grad
-
-    with no_grad():
-        return np.concatenate([model(Tensor(x[i:i + batch_size])).data.argmax(axis=1)
-                               == y[i:i + batch_size] for i in range(0, len(x), batch_size)])
 
 
 def run_demo(args) -> dict:

@@ -544,3 +544,22 @@ def test_norm_per_example_matches_linalg(norm):
     np.testing.assert_allclose(got, want, rtol=1e-14)
     np.testing.assert_allclose(norm_per_example(np.array([[3.0, -4.0]]), norm),
                                {"linf": 4.0, "l2": 5.0, "l1": 7.0}[norm])
+
+
+def test_per_example_reshapes_for_broadcasting():
+    from npadv.attacks.projections import per_example
+
+    v = np.array([1.0, 2.0])
+    assert per_example(v, 4).shape == (2, 1, 1, 1)
+    np.testing.assert_array_equal(per_example(v, 3) * np.ones((2, 3, 4)),
+                                  np.stack([np.ones((3, 4)), 2 * np.ones((3, 4))]))
+
+
+def test_l2_without_box_is_the_plain_rescaling():
+    rng = np.random.default_rng(0)
+    z, c = rng.normal(size=(5, 7)) * 3, rng.normal(size=(5, 7))
+    out = project(z, c, 0.5, "l2")
+    d = z - c
+    expected = c + d * np.minimum(1, 0.5 / np.linalg.norm(d, axis=1))[:, None]
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    assert np.all(np.linalg.norm(out - c, axis=1) <= 0.5)

@@ -39,7 +39,7 @@ import numpy as np
 from .losses import (attack_success, check_attack_inputs, get_loss, input_gradient,
                      predict)
 from .pgd import Seed, better, check_restarts, restart_rng
-from .projections import project, steepest_step
+from .projections import per_example, project, steepest_step
 from .projections import random_start as sample_start
 
 MOMENTUM = 0.75
@@ -53,10 +53,6 @@ def checkpoints(steps: int) -> list[int]:
     w = [math.ceil(pj * steps - 1e-9) for pj in p]   # - 1e-9: 0.41·100 is 41.000000000000007
     return sorted(set(wj for wj in w if wj <= steps))
 
-
-def _per_example(v: np.ndarray, ndim: int) -> np.ndarray:
-    """(N,) -> (N, 1, ..., 1) with `ndim` axes in all, to scale (N, ...) arrays per example."""
-    return v.reshape(-1, *([1] * (ndim - 1)))
 
 
 class _Best:
@@ -83,7 +79,7 @@ def _halve(increases, h, rho, halved_last, f_max, f_max_last) -> np.ndarray:
 
 def _momentum_step(x_cur, x_prev, g, eta, a, x, eps, norm, lo, hi) -> np.ndarray:
     """Lines 6-7: z = P(x⁽ᵏ⁾ + η·s(g)); x⁽ᵏ⁺¹⁾ = P(x⁽ᵏ⁾ + a(z − x⁽ᵏ⁾) + (1 − a)(x⁽ᵏ⁾ − x⁽ᵏ⁻¹⁾))."""
-    z = project(x_cur + _per_example(eta, x.ndim) * steepest_step(g, norm), x, eps, norm, lo, hi)
+    z = project(x_cur + per_example(eta, x.ndim) * steepest_step(g, norm), x, eps, norm, lo, hi)
     return project(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev), x, eps, norm, lo, hi)
 
 

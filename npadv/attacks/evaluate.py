@@ -26,7 +26,7 @@ from .apgd import apgd
 from .checks import (GradientMaskingWarning, check_eps_monotone, check_gradients,
                      check_more_effort, check_pgd_vs_fgsm, check_whole_box)
 from .fgsm import fgm, fgsm
-from .losses import check_attack_inputs, predict
+from .losses import check_attack_inputs, correct
 from .pgd import pgd
 
 ATTACKS = {"fgsm": fgsm, "fgm": fgm, "pgd": pgd, "apgd": apgd}
@@ -149,10 +149,6 @@ def _run_checks(model, x, y, attacks, accuracies, tol) -> list[str]:
     return messages
 
 
-def _correct(model, x, y) -> np.ndarray:
-    return predict(model, x).argmax(axis=1) == y
-
-
 def _progress(total: int, enabled: bool):
     if not enabled:
         return None
@@ -191,9 +187,9 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] = ()
     with eval_mode(model):
         for s in range(0, n, batch_size):
             xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-            clean[s:s + batch_size] = _correct(model, xb, yb)
+            clean[s:s + batch_size] = correct(model, xb, yb)
             for i, attack in enumerate(attacks):
-                under[i, s:s + batch_size] = _correct(model, attack.run(model, xb, yb), yb)
+                under[i, s:s + batch_size] = correct(model, attack.run(model, xb, yb), yb)
                 if bar is not None:
                     bar.update(1)
         under &= clean

@@ -139,6 +139,11 @@ def predict(model, x: np.ndarray) -> np.ndarray:
         return as_tensor(model(Tensor(np.array(x)))).data
 
 
+def correct(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(N,) bool: the model classifies x correctly (no graph recorded)."""
+    return predict(model, x).argmax(axis=1) == y
+
+
 def attack_success(logits: np.ndarray, y: np.ndarray, targeted: bool = False) -> np.ndarray:
     """(N,) bool: misclassified (untargeted), or classified as the target y (targeted)."""
     pred = logits.argmax(axis=1)

@@ -182,7 +182,9 @@ def _project_l2(z, c, e, lo2, hi2):
     a, b = lo2[act] - ca, hi2[act] - ca
     # Distance at scale s is <= s * ||w||, so s = eps / ||w|| is feasible and s = 1 is not.
     s_lo = np.minimum(ea / _row_norm(w, "l2"), 1.0)
-    s_hi = np.ones_like(s_lo)
+    # Without a box that scale is the answer (plain rescaling): no bisection for those rows.
+    boxed = np.isfinite(a).any(axis=1) | np.isfinite(b).any(axis=1)
+    s_hi = np.where(boxed, 1.0, s_lo)
     for _ in range(_MAX_BISECT):
         # Geometric midpoints while the bracket spans more than a factor 2 (tiny eps / far z),
         # arithmetic ones afterwards.
@@ -427,6 +429,11 @@ def steepest_step(g: np.ndarray, norm: str | float, q: float | None = None) -> n
         count = keep.sum(axis=1)
         step = np.where(keep, np.sign(g2), 0.0) / np.maximum(count, 1)[:, None]
     return step.astype(dt).reshape(g_arr.shape)
+
+
+def per_example(v: np.ndarray, ndim: int) -> np.ndarray:
+    """(N,) -> (N, 1, ..., 1) with `ndim` axes in all, to scale (N, ...) arrays per example."""
+    return np.asarray(v).reshape((len(v),) + (1,) * (ndim - 1))
 
 
 def norm_per_example(v: np.ndarray, norm: str | float) -> np.ndarray:

@@ -46,7 +46,7 @@ import numpy as np
 from .. import functional as F
 from ..attacks.fgsm import l2_normalize
 from ..attacks.losses import input_gradient
-from ..attacks.projections import norm_per_example, project, steepest_step
+from ..attacks.projections import norm_per_example, per_example, project, steepest_step
 from ..tensor import Tensor, as_tensor
 from ..training.freelb import freelb_step
 
@@ -72,23 +72,10 @@ def _keep(mask: np.ndarray, dtype) -> np.ndarray:
     return np.asarray(mask, dtype=dtype)[:, :, None]
 
 
-def _per_example(v: np.ndarray) -> np.ndarray:
-    return v[:, None, None]
-
 
 def _project_ball(delta: np.ndarray, eps: float) -> np.ndarray:
-    """Π_ε: the nearest point of the L2 ball {‖δ_i‖₂ ≤ ε} (no box), per example.
-
-    Without a box the projection is the rescaling δ·min(1, ε/‖δ‖₂), computed here with the
-    factor lowered by 4 units of δ's precision so that the rounded result is inside the ball;
-    `project` then only certifies ‖δ_i‖₂ ≤ ε exactly (its bisection, needed for a box, does
-    not run on points already inside). Zero entries stay exactly 0.
-    """
-    size = norm_per_example(delta, "l2")
-    margin = 1.0 - 4 * np.finfo(delta.dtype).eps
-    shrink = np.where(size > eps, margin * eps / np.maximum(size, 1e-30), 1.0)
-    scaled = (delta * _per_example(shrink)).astype(delta.dtype, copy=False)
-    return project(scaled, np.zeros_like(delta), eps, "l2", lo=None, hi=None)
+    """Π_ε: the nearest point of the L2 ball {‖δ_i‖₂ ≤ ε} (no box), per example; δ: (B, T, d)."""
+    return project(delta, np.zeros_like(delta), eps, "l2", lo=None, hi=None)
 
 
 # ---- perturbations (no parameter update) ----------------------------------------------
@@ -144,7 +131,7 @@ def pgd_embedding(model, ids: np.ndarray, mask: np.ndarray, y: np.ndarray, eps: 
         dims = keep.reshape(len(e), -1).sum(axis=1)                      # Lᵢ·d
         radius = eps * rng.random(len(e)) ** (1.0 / np.maximum(dims, 1))
         norm = np.maximum(norm_per_example(u, "l2"), 1e-30)
-        delta = _project_ball((u * _per_example(radius / norm)).astype(e.dtype), eps)
+        delta = _project_ball((u * per_example(radius / norm, 3)).astype(e.dtype), eps)
     frozen = np.zeros(len(e), dtype=bool)
     for _ in range(steps):                                               # P2
         _, g, logits = input_gradient(head, e + delta, y)                # P3: g = ∇_δ L
@@ -154,7 +141,7 @@ def pgd_embedding(model, ids: np.ndarray, mask: np.ndarray, y: np.ndarray, eps: 
                 break
         step = alpha * steepest_step(g * keep, "l2")                     # P4: α·g/‖g‖₂
         moved = _project_ball(delta + step.astype(e.dtype), eps)         # P4: Π_ε
-        delta = np.where(_per_example(frozen), delta, moved)
+        delta = np.where(per_example(frozen, 3), delta, moved)
     return delta
 
 

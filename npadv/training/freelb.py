@@ -41,15 +41,11 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import functional as F
-from ..attacks.projections import norm_per_example
+from ..attacks.projections import norm_per_example, per_example
 from ..tensor import Tensor, as_tensor
 
 Perturbable = np.ndarray | Tensor | Callable[[], Tensor]
 
-
-def _per_example(v: np.ndarray, ndim: int) -> np.ndarray:
-    """(B,) -> (B, 1, ..., 1) with `ndim` axes, to scale whole examples."""
-    return v.reshape((len(v),) + (1,) * (ndim - 1))
 
 
 def _box(delta: np.ndarray, e: np.ndarray, lo, hi) -> np.ndarray:
@@ -106,7 +102,7 @@ def freelb_step(head, e: Perturbable, y: np.ndarray, optimizer, K: int, alpha: f
     if sigma > 0:
         if rng is None:
             raise ValueError("FreeLB with sigma > 0 needs an rng for the random start")
-        magnitude = _per_example(sigma / np.sqrt(count), ndim)
+        magnitude = per_example(sigma / np.sqrt(count), ndim)
         delta = (rng.uniform(-1.0, 1.0, size=shape) * keep * magnitude).astype(e_t.dtype)
         delta = _box(delta, e_t.data, lo, hi)
 
@@ -123,11 +119,11 @@ def freelb_step(head, e: Perturbable, y: np.ndarray, optimizer, K: int, alpha: f
             break                                                                   # δ_K unused
         g_delta = delta_t.grad * K * keep                                           # 4: ∇_δ L
         norm = np.maximum(norm_per_example(g_delta, "l2"), 1e-8)
-        delta = delta + (alpha * g_delta / _per_example(norm, ndim)).astype(delta.dtype)  # 5
+        delta = delta + (alpha * g_delta / per_example(norm, ndim)).astype(delta.dtype)  # 5
         if max_norm > 0:                                                            # 6
             size = norm_per_example(delta, "l2")
             shrink = np.where(size > max_norm, max_norm / np.maximum(size, 1e-30), 1.0)
-            delta = delta * _per_example(shrink, ndim).astype(delta.dtype)
+            delta = delta * per_example(shrink, ndim).astype(delta.dtype)
         delta = _box(delta, e_t.data, lo, hi)
     optimizer.step()                                                                # 7
     return float(np.mean(losses))
