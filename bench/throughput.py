@@ -1,20 +1,24 @@
-"""Throughput of npadv's reference models, and of PyTorch on the same models when it is installed.
+"""Throughput of npadv against PyTorch (CPU) on the reference models, with a PASS/FAIL per target.
 
-    python bench/throughput.py              # mlp and small_cnn, batch 128, float32
-    python bench/throughput.py --profile    # also: where a small_cnn training step spends its time
+    python bench/throughput.py               # the full comparison (a few minutes)
+    python bench/throughput.py --quick       # fewer repeats, no memory run: for a quick look
+    python bench/throughput.py --threads 1   # both sides on one thread
+    python bench/throughput.py --profile     # also: where a small_cnn training step spends time
 
-For each model: a training step (forward, cross-entropy, backward, SGD step) and a
-PGD-10 attack (10 × forward and backward w.r.t. the input, sign step, projection), in
-images per second; the FLOP rate counted by npadv's cost meter (2 FLOPs per
-multiply-add of matmul and conv, forward and backward) and that rate as a fraction of
-NumPy's float32 matmul peak, measured in the same run. Then small_cnn's two conv
-layers alone (forward + backward, as in a training step: no gradient for the images
-themselves). PyTorch, if importable, runs the same architectures (same weights,
-float32, CPU, as many threads as NumPy's BLAS) and gets the same FLOP count.
+Workloads: a training step (forward, cross-entropy, backward, SGD step) of small_cnn at
+batch 128 and 32, mlp and madry_cnn at 128; a PGD-10 attack (10 × forward and backward
+w.r.t. the input, sign step, clip) on small_cnn and mlp at 128; small_cnn's two conv
+layers alone (forward + backward as in training: no gradient for the images). PyTorch
+runs the same architectures with the same weights, float32, CPU, with as many threads
+as NumPy's BLAS. The FLOP rate is npadv's cost-meter count (2 FLOPs per multiply-add of
+matmul and conv, forward and backward), also as a fraction of NumPy's float32 matmul
+peak measured in the same run. Peak memory: each library runs 100 small_cnn training
+steps at batch 128 in its own subprocess, which reports its peak resident set size.
 
-Times are medians over repeats after warm-up, npadv and PyTorch measured in alternating
-rounds; the minimum is shown in brackets, since a shared machine adds noise (the load
-average is printed too). This is a benchmark, not a test: it asserts nothing.
+Times are medians over ≥ 10 repeats after warm-up, npadv and PyTorch timed in turns
+(one call each, alternately) so that a passing load hits both alike; the minimum is shown in
+brackets, and the load average is printed. A ratio is PyTorch's time over npadv's
+(above 1: npadv is faster). This is a benchmark, not a test: it asserts nothing.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ import cProfile
 import os
 import platform
 import pstats
+import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -56,19 +62,20 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 2) -> tuple[floa
 
 
 def timed_pair(ours: Callable[[], object], theirs: Callable[[], object] | None, repeats: int,
-               rounds: int = 3) -> tuple[tuple[float, float], tuple[float, float] | None]:
-    """(median, minimum) times of two jobs measured in alternating rounds, so that a
-    passing load on a shared machine hits both alike. A pause separates the two: each
-    library's idle threads keep spinning for a while after its last call."""
+               pause: float = 0.2) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """(median, minimum) times of two jobs, after a warm-up call of each, timed in turns
+    (ours, theirs, ours, ...) so that a passing load on a shared machine hits both alike.
+    A pause separates the turns: each library's idle threads keep spinning for a while
+    after its last call."""
+    if theirs is None:
+        return _summary(samples(ours, repeats)), None
     a, b = [], []
-    per_round = max(1, -(-repeats // rounds))
-    for _ in range(rounds if theirs is not None else 1):
-        a += samples(ours, per_round if theirs is not None else repeats)
-        if theirs is not None:
-            time.sleep(0.3)
-            b += samples(theirs, per_round)
-            time.sleep(0.3)
-    return _summary(a), (_summary(b) if b else None)
+    for k in range(repeats):
+        a += samples(ours, 1, warmup=int(k == 0))
+        time.sleep(pause)
+        b += samples(theirs, 1, warmup=int(k == 0))
+        time.sleep(pause)
+    return _summary(a), _summary(b)
 
 
 def _summary(times: list[float]) -> tuple[float, float]:
@@ -92,7 +99,10 @@ def blas_description() -> tuple[str, int]:
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        return f"BLAS: unknown (pip install threadpoolctl to see it); {env}", os.cpu_count() or 1
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        threads = int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1))
+        return (f"BLAS: {blas.get('name')} {blas.get('version')}, {threads} thread(s) "
+                f"(threadpoolctl would show the kernel); {env}"), threads
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
     if not blas:
         return f"BLAS: none found; {env}", os.cpu_count() or 1
@@ -103,12 +113,22 @@ def blas_description() -> tuple[str, int]:
     return text, int(info["num_threads"])
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux), or an empty set."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((set(line.split(":")[1].split()) for line in f
+                         if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
 # ---- npadv workloads -----------------------------------------------------------------
-def batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-shaped images in [0, 1] and labels: x (128, 1, 28, 28) float32, y (128,) int64."""
+def batch(n: int = BATCH, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-shaped images in [0, 1] and labels: x (n, 1, 28, 28) float32, y (n,) int64."""
     rng = np.random.default_rng(seed)
-    return (rng.random((BATCH, 1, 28, 28), dtype=np.float32),
-            rng.integers(0, 10, BATCH).astype(np.int64))
+    return (rng.random((n, 1, 28, 28), dtype=np.float32),
+            rng.integers(0, 10, n).astype(np.int64))
 
 
 def npadv_train_step(model, x, y) -> Callable[[], None]:
@@ -176,14 +196,16 @@ def torch_model(torch, name: str, model):
         net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256),
                             nn.ReLU(), nn.Linear(256, 10))
     else:
-        net = nn.Sequential(nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Flatten(), nn.Linear(1568, 100), nn.ReLU(), nn.Linear(100, 10))
+        c1, c2, hidden = (16, 32, 100) if name == "small_cnn" else (32, 64, 1024)
+        net = nn.Sequential(nn.Conv2d(1, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Flatten(), nn.Linear(49 * c2, hidden), nn.ReLU(),
+                            nn.Linear(hidden, 10))
     ours = [p.data for p in model.parameters()]
     theirs = list(net.parameters())
     assert [tuple(p.shape) for p in theirs] == [a.shape for a in ours], "architectures differ"
     with torch.no_grad():
-        for p, a in zip(theirs, ours):
+        for p, a in zip(theirs, ours, strict=True):
             p.copy_(torch.from_numpy(a.copy()))
     return net
 
@@ -205,7 +227,8 @@ def torch_jobs(torch, net, x, y):
         for _ in range(PGD_STEPS):
             delta = x_adv.clone().requires_grad_(True)
             net.zero_grad()
-            torch.nn.functional.cross_entropy(net(delta), ty).backward()  # parameter grads too, as npadv
+            # parameter gradients too, as in npadv
+            torch.nn.functional.cross_entropy(net(delta), ty).backward()
             x_adv = torch.minimum(torch.maximum(x_adv + ALPHA * delta.grad.sign(), lo), hi)
         return x_adv
 
@@ -234,25 +257,88 @@ def rate(flops: float, seconds: float, peak: float) -> str:
     return f"{flops / seconds / 1e9:7.1f}  {100 * flops / seconds / peak:5.1f}%"
 
 
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def peak_rss_mb(side: str, threads: int, steps: int = 100) -> float:
+    """Peak resident set size (MB) of a fresh Python process that runs `steps` small_cnn
+    training steps at batch 128 with `side` ('npadv' or 'torch') on `threads` threads."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, __file__, "--memory-child", side, "--threads",
+                          str(threads), "--memory-steps", str(steps)],
+                         env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
+
+
+def memory_child(side: str, steps: int) -> None:
+    """Run the training steps of peak_rss_mb in this process and print the peak RSS in MB."""
+    x, y = batch(BATCH)
+    model = npadv.small_cnn(seed=0)
+    if side == "torch":
+        import torch
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+        step, _ = torch_jobs(torch, torch_model(torch, "small_cnn", model), x, y)
+        del model
+    else:
+        step = npadv_train_step(model, x, y)
+    for _ in range(steps):
+        step()
+    print(peak_rss_of_this_process_mb())
+
+
+def peak_rss_of_this_process_mb() -> float:
+    """VmHWM from /proc (Linux; reset by exec, unlike ru_maxrss, which a child inherits
+    from its parent at fork), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 / (1024 if sys.platform == "darwin" else 1)
+
+
+def set_threads(threads: int | None) -> None:
+    """Limit NumPy's BLAS to `threads` (threadpoolctl if present; else restart this script
+    with OPENBLAS_NUM_THREADS set, since OpenBLAS reads it only at start-up)."""
+    if threads is None:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        if os.environ.get("OPENBLAS_NUM_THREADS") != str(threads):
+            env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
+            os.execve(sys.executable, [sys.executable, *sys.argv], env)
+        return
+    threadpool_limits(limits=threads, user_api="blas")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=10,
-                        help="timed repeats of a training step (a PGD-10 attack gets a third)")
+                        help="timed repeats of every workload (default 10)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run: 3 repeats, no memory comparison (not for the record)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="limit NumPy's BLAS (needs threadpoolctl) and PyTorch to this many "
-                             "threads; default: whatever NumPy's BLAS uses")
+                        help="threads for NumPy's BLAS and PyTorch; default: NumPy's BLAS default")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--profile", action="store_true",
-                        help="profile small_cnn training steps (cProfile) and print the top functions")
+                        help="profile small_cnn training steps (cProfile), print the top functions")
+    parser.add_argument("--memory-child", choices=("npadv", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory-steps", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            sys.exit("--threads needs threadpoolctl (or set OPENBLAS_NUM_THREADS instead)")
-        threadpool_limits(limits=args.threads, user_api="blas")
+    set_threads(args.threads)
+    if args.memory_child:
+        memory_child(args.memory_child, args.memory_steps)
+        return
+    repeats = 3 if args.quick else args.repeats
 
     blas, threads = blas_description()
+    threads = args.threads or threads
     torch = None
     if not args.no_torch:
         try:
@@ -261,10 +347,13 @@ def main(argv=None) -> None:
         except ImportError:
             torch = None
 
-    print(f"npadv {npadv.__version__} throughput: batch {BATCH}, float32")
+    print(f"npadv {npadv.__version__} throughput: float32, {repeats} repeats per workload")
     print(f"python {platform.python_version()}, numpy {np.__version__}; {blas}")
     print(f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
-          f"load average at start {os.getloadavg()[0]:.2f}")
+          f"load average at start {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if "OPENBLAS_CORETYPE" in os.environ and "avx512f" in cpu_flags():
+        print(f"note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} chooses OpenBLAS's "
+              "kernel; this CPU has AVX-512, which PyTorch's own kernels use regardless")
     peak = matmul_peak()
     print(f"NumPy float32 matmul peak (2048 x 2048, best of 5): {peak / 1e9:.1f} GFLOP/s")
     if torch is not None:
@@ -272,11 +361,11 @@ def main(argv=None) -> None:
     else:
         print("PyTorch: not importable (or --no-torch); no comparison")
 
-    x, y = batch()
-    reps_pgd = max(3, args.repeats // 3)
-    # every workload: (row label, npadv job, PyTorch job or None, repeats)
+    # every workload: (model, workload, batch, npadv job, PyTorch job or None)
     workloads = []
-    for name in ("mlp", "small_cnn"):
+    for name, n, attack in (("small_cnn", 128, True), ("small_cnn", 32, False),
+                            ("mlp", 128, True), ("madry_cnn", 128, False)):
+        x, y = batch(n)
         model = npadv.build_model(name, seed=0)
         twins = (None, None)
         if torch is not None:
@@ -285,49 +374,82 @@ def main(argv=None) -> None:
             with torch.no_grad():
                 diff = float(np.abs(net(torch.from_numpy(x)).numpy() - model(x).data).max())
             assert diff < 1e-3, f"npadv and PyTorch {name} disagree by {diff}"
-        workloads.append((f"{name:10s} {'train step':10s}", npadv_train_step(model, x, y),
-                          twins[0], args.repeats))
-        workloads.append((f"{name:10s} {f'PGD-{PGD_STEPS}':10s}", npadv_pgd(model, x, y),
-                          twins[1], reps_pgd))
+        workloads.append((name, "train step", n, npadv_train_step(model, x, y), twins[0]))
+        if attack:
+            workloads.append((name, f"PGD-{PGD_STEPS}", n, npadv_pgd(model, x, y), twins[1]))
+    x, _ = batch(BATCH)
     model = npadv.small_cnn(seed=0)
     tjobs = (torch_conv_layers(torch, torch_model(torch, "small_cnn", model), x)
              if torch is not None else [None, None])
-    for (label, run), tjob in zip(npadv_conv_layers(model, x), tjobs):
-        workloads.append((label, run, tjob, 3 * args.repeats))
+    for (label, run), tjob in zip(npadv_conv_layers(model, x), tjobs, strict=True):
+        workloads.append(("small_cnn", label, BATCH, run, tjob))
 
-    flops = [flops_of(job) for _, job, _, _ in workloads]
-    results = [timed_pair(job, tjob, reps) for _, job, tjob, reps in workloads]
+    flops = [flops_of(job) for *_, job, _ in workloads]
+    results = [timed_pair(job, tjob, repeats) for *_, job, tjob in workloads]
     ours, theirs = [r[0] for r in results], [r[1] for r in results]
+    ratio = {}
 
     print()
-    header = f"{'model':10s} {'workload':10s} {'npadv img/s':>18s} {'GFLOP/s':>8s} {'%peak':>6s}"
+    header = (f"{'model':10s} {'workload':10s} {'batch':>5s} {'npadv img/s':>18s} "
+              f"{'GFLOP/s':>8s} {'%peak':>6s}")
     if torch is not None:
-        header += f" | {'torch img/s':>18s} {'GFLOP/s':>8s}  npadv/torch"
+        header += f" | {'torch img/s':>18s} {'GFLOP/s':>8s}  torch time / npadv time"
     print(header)
     print("-" * len(header))
-    for k in range(4):
-        (med, best), label = ours[k], workloads[k][0]
-        line = f"{label} {BATCH / med:9.0f} [{BATCH / best:6.0f}] {rate(flops[k], med, peak)}"
+    for k, (name, work, n, *_) in enumerate(workloads):
+        if work.startswith("conv"):
+            continue
+        (med, best) = ours[k]
+        line = (f"{name:10s} {work:10s} {n:5d} {n / med:9.0f} [{n / best:6.0f}] "
+                f"{rate(flops[k], med, peak)}")
         if theirs[k] is not None:
             tmed, tbest = theirs[k]
-            line += (f" | {BATCH / tmed:9.0f} [{BATCH / tbest:6.0f}] "
+            ratio[name, work, n] = tmed / med
+            line += (f" | {n / tmed:9.0f} [{n / tbest:6.0f}] "
                      f"{flops[k] / tmed / 1e9:8.1f}  {tmed / med:10.2f}x")
         print(line)
 
     print(f"\nsmall_cnn conv layers alone, forward + backward, batch {BATCH} (median times):")
-    convs = range(4, 6)
-    rows = [(workloads[k][0], flops[k], ours[k][0], theirs[k] and theirs[k][0]) for k in convs]
+    convs = [k for k, w in enumerate(workloads) if w[1].startswith("conv")]
+    rows = [(workloads[k][1], flops[k], ours[k][0], theirs[k] and theirs[k][0]) for k in convs]
     rows.append(("both ", sum(r[1] for r in rows), sum(r[2] for r in rows),
                  None if torch is None else sum(r[3] for r in rows)))
     for label, fl, med, tmed in rows:
-        line = f"  {label}: {fl / 1e6:7.1f} MFLOP  {med * 1e3:6.2f} ms  {rate(fl, med, peak)} of peak"
+        line = (f"  {label}: {fl / 1e6:7.1f} MFLOP  {med * 1e3:6.2f} ms  "
+                f"{rate(fl, med, peak)} of peak")
         if tmed is not None:
-            line += f" | torch {tmed * 1e3:6.2f} ms  {fl / tmed / 1e9:6.1f} GFLOP/s  ratio {tmed / med:.2f}x"
+            line += f" | torch {tmed * 1e3:6.2f} ms  {fl / tmed / 1e9:6.1f} GFLOP/s"
+            line += f"  ratio {tmed / med:.2f}x"
         print(line)
-    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+    conv_share = rows[-1][1] / rows[-1][2] / peak
+
+    memory = None
+    if torch is not None and not (args.quick or args.no_memory):
+        memory = (peak_rss_mb("npadv", threads), peak_rss_mb("torch", threads))
+        print(f"\npeak RSS over 100 small_cnn training steps at batch {BATCH}, each in its own "
+              f"process: npadv {memory[0]:.0f} MB, torch {memory[1]:.0f} MB")
+    print(f"\nload average at end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+    if torch is not None:
+        print("\ntargets:")
+        for key, bar in ((("small_cnn", "train step", 128), 1.0),
+                         (("small_cnn", "train step", 32), 1.0),
+                         (("small_cnn", f"PGD-{PGD_STEPS}", 128), 1.0),
+                         (("mlp", "train step", 128), 1.0),
+                         (("mlp", f"PGD-{PGD_STEPS}", 128), 1.0),
+                         (("madry_cnn", "train step", 128), 0.8)):
+            name, work, n = key
+            print(f"  {verdict(ratio[key] >= bar)}  {name} {work} at batch {n}: "
+                  f"{ratio[key]:.2f}x PyTorch (bar >= {bar:.1f}x)")
+        print(f"  {verdict(conv_share >= 0.4)}  conv layers at {100 * conv_share:.0f}% of the "
+              f"float32 matmul peak (bar >= 40%)")
+        if memory is not None:
+            print(f"  {verdict(memory[0] <= memory[1])}  peak RSS npadv {memory[0]:.0f} MB "
+                  f"vs PyTorch {memory[1]:.0f} MB (bar: <=)")
 
     if args.profile:
-        profile_small_cnn(x, y, steps=args.repeats)
+        x, y = batch(BATCH)
+        profile_small_cnn(x, y, steps=repeats)
 
 
 def profile_small_cnn(x, y, steps: int, top: int = 20) -> None:

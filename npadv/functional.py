@@ -6,6 +6,7 @@ import numpy as np
 
 from . import ops
 from .conv import conv2d, max_pool2d  # noqa: F401  (re-exported)
+from .cost import add_flops
 from .tensor import Tensor, as_tensor
 
 relu = ops.relu
@@ -79,9 +80,38 @@ def cross_entropy(logits, y, reduction: str = "mean") -> Tensor:
 
 
 def linear(x, w, b=None) -> Tensor:
-    """x @ w.T + b. x: (..., in); w: (out, in); b: (out,)."""
-    out = ops.matmul(as_tensor(x), ops.transpose(as_tensor(w)))
-    return out if b is None else out + b
+    """x @ w.T + b. x: (..., in); w: (out, in); b: (out,) or None -> (..., out).
+
+    One op (as matmul, transpose and add would compute it): gx = g @ w, gw = gᵀ @ x,
+    gb = Σ g over the batch; gx is skipped when x does not require a gradient.
+    """
+    x, w = as_tensor(x), as_tensor(w)
+    b = None if b is None else as_tensor(b)
+    if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"linear: input {x.shape} does not fit weight {w.shape}")
+    out = x.data @ w.data.T                                              # (..., out)
+    if b is not None and b.dtype == out.dtype:
+        out += b.data                                                    # in place: no copy
+    elif b is not None:
+        out = out + b.data
+    flops = 2 * out.size * w.shape[1]
+    add_flops(flops)
+
+    def vjp(g):
+        g2 = g.reshape(-1, g.shape[-1])                                  # (batch, out)
+        gx = gw = gb = None
+        if x.requires_grad:
+            gx = (g @ w.data).astype(x.dtype, copy=False)
+            add_flops(flops)
+        if w.requires_grad:
+            gw = (g2.T @ x.data.reshape(-1, x.shape[-1])).astype(w.dtype, copy=False)
+            add_flops(flops)
+        if b is not None and b.requires_grad:
+            gb = g2.sum(axis=0).astype(b.dtype, copy=False)
+        return gx, gw, gb
+
+    parents = (x, w) if b is None else (x, w, b)
+    return Tensor.from_op(out, parents, vjp)
 
 
 def embedding(ids, table) -> Tensor:

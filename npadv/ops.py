@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .cost import add_flops
-from .tensor import Tensor, unbroadcast
+from .tensor import Tensor, as_tensor, unbroadcast
+from .workspace import recycled_like, scratch_like
 
 
 def _pair(a, b) -> tuple[Tensor, Tensor]:
@@ -101,8 +102,14 @@ def log(a: Tensor) -> Tensor:
 
 
 def relu(a: Tensor) -> Tensor:
-    positive = a.data > 0
-    return Tensor.from_op(a.data * positive, (a,), lambda g: (g * positive,))
+    # outputs in reused memory, in the memory order of a and g (see workspace.py)
+    out = np.maximum(a.data, 0, out=recycled_like(a.data))
+
+    def vjp(g):
+        positive = np.greater(out, 0, out=scratch_like("relu_mask", out, bool))
+        return (np.multiply(g, positive, out=recycled_like(g)),)
+
+    return Tensor.from_op(out, (a,), vjp)
 
 
 def tanh(a: Tensor) -> Tensor:
@@ -165,6 +172,15 @@ def transpose(a: Tensor, *axes) -> Tensor:
     axes = axes or tuple(reversed(range(a.ndim)))
     inverse = np.argsort(axes)
     return Tensor.from_op(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),))
+
+
+def concat(tensors, axis: int = -1) -> Tensor:
+    """np.concatenate of Tensors along `axis`; the gradient is split back into the pieces."""
+    tensors = [as_tensor(t) for t in tensors]
+    axis = axis % tensors[0].ndim
+    cuts = np.cumsum([t.shape[axis] for t in tensors])[:-1]
+    data = np.concatenate([t.data for t in tensors], axis=axis)
+    return Tensor.from_op(data, tensors, lambda g: tuple(np.split(g, cuts, axis=axis)))
 
 
 def getitem(a: Tensor, index) -> Tensor:

@@ -12,8 +12,8 @@ methods use both: the gradient w.r.t. the input, and w.r.t. the first layer's ou
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -86,8 +86,8 @@ class Tensor:
 
     # ---- construction of op outputs ------------------------------------------------
     @staticmethod
-    def from_op(data: np.ndarray, parents: Sequence["Tensor"],
-                vjp: Callable[[np.ndarray], Sequence[np.ndarray | None]]) -> "Tensor":
+    def from_op(data: np.ndarray, parents: Sequence[Tensor],
+                vjp: Callable[[np.ndarray], Sequence[np.ndarray | None]]) -> Tensor:
         """Make an op's output; it joins the graph only if some parent requires grad."""
         out = Tensor.__new__(Tensor)
         out.data, out.grad, out.name, out._retain = data, None, None, False
@@ -97,7 +97,7 @@ class Tensor:
         return out
 
     # ---- gradient ------------------------------------------------------------------
-    def retain_grad(self) -> "Tensor":
+    def retain_grad(self) -> Tensor:
         """Keep `.grad` on this intermediate tensor after backward()."""
         self._retain = True
         return self
@@ -106,7 +106,7 @@ class Tensor:
         self.grad = None
 
     def backward(self, grad=None) -> None:
-        """Backpropagate from this tensor; `grad` is the upstream gradient (default 1 for a scalar)."""
+        """Backpropagate from this tensor; `grad` is the upstream gradient (1 for a scalar)."""
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad")
         if grad is None:
@@ -127,7 +127,8 @@ class Tensor:
                 node.grad = g_own if node.grad is None else node.grad + g_own
             if node._vjp is None:
                 continue
-            for parent, pg in zip(node._parents, node._vjp(g)):
+            # a vjp may return a trailing None for an absent optional input (conv's bias)
+            for parent, pg in zip(node._parents, node._vjp(g), strict=False):
                 if pg is None or not parent.requires_grad:
                     continue
                 key = id(parent)
@@ -151,7 +152,7 @@ class Tensor:
         return self.data.size
 
     @property
-    def T(self) -> "Tensor":
+    def T(self) -> Tensor:
         return self.transpose()
 
     def __len__(self) -> int:
@@ -163,10 +164,10 @@ class Tensor:
     def item(self) -> float:
         return self.data.item()
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         return Tensor(self.data)
 
-    def astype(self, dtype) -> "Tensor":
+    def astype(self, dtype) -> Tensor:
         return _ops.astype(self, dtype)
 
     def __repr__(self) -> str:
