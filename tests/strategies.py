@@ -1,27 +1,25 @@
-"""Hypothesis strategies shared by the engine tests."""
+"""Hypothesis strategies shared by the engine tests: npadv.testing's, plus distinct values."""
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
+
+from npadv import testing
+from npadv.testing import small_shapes
+
+__all__ = ["arrays", "broadcast_pair", "distinct_values", "finite", "small_shapes"]
 
 finite = st.floats(-3, 3, allow_nan=False, allow_infinity=False, width=64)
 
 
-def arrays(shape, elements=finite):
-    return hnp.arrays(np.float64, shape, elements=elements)
+def arrays(shape, elements=finite, **options):
+    """float64 arrays of `shape`; options (ties, zeros) as for npadv.testing.arrays."""
+    return testing.arrays(shape, elements=elements, **options)
 
 
-small_shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
-
-
-@st.composite
-def broadcast_pair(draw, elements=finite):
-    """Two float64 arrays whose shapes broadcast, often with unequal ranks."""
-    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3,
-                                                    max_side=4))
-    a, b = shapes.input_shapes
-    return draw(arrays(a, elements)), draw(arrays(b, elements))
+def broadcast_pair(elements=finite):
+    """Two float64 arrays whose shapes broadcast, often with unequal ranks or size-1 axes."""
+    return testing.broadcastable_arrays(2, elements=elements)
 
 
 @st.composite
