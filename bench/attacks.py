@@ -142,7 +142,7 @@ def throughput(model, x, y, eps: float = 0.3) -> None:
         torch.manual_seed(0)
         net, xt, yt = torch_twin(model), torch.from_numpy(x), torch.from_numpy(y)
         with torch.no_grad():
-            gap = np.abs(net(xt).numpy() - npadv.attacks.losses.predict(model, x)).max()
+            gap = np.abs(net(xt).numpy() - npadv.attacks.predict(model, x)).max()
         print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; "
               f"max |logit difference| to npadv: {gap:.1e}")
         torch_rates = {

@@ -11,6 +11,7 @@ from .tensor import Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, un
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "unbroadcast", "cost", "CostMeter",
+    "Tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "unbroadcast", "cost",
+    "CostMeter",
     "functional", "nn", "optim", "mlp", "small_cnn", "madry_cnn", "build_model",
 ]

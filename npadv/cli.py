@@ -1,25 +1,32 @@
-"""The `npadv` command: train, eval, demo.
+"""The `npadv` command: train, eval, export, demo.
 
     npadv train --model small-cnn --dataset mnist-5k --method pgd --eps 0.1 --epochs 10
-    npadv eval  --checkpoint runs/pgd-small-cnn/checkpoint.npz --attack pgd --eps 0.1 0.2
+    npadv eval  --checkpoint runs/pgd-small-cnn/checkpoint.npz --eps 0.1
+    npadv export runs/pgd-small-cnn/checkpoint.npz --torch model.pt
     npadv demo  [--quick] [--eps 0.3]
 
-Each subcommand's parser is built by its own function, so a new method or attack adds
-flags in one place.
+Each subcommand's parser is built by its own function. Every flag is checked before any
+work starts: bad input gives one line on stderr and exit code 2, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+import warnings
 from pathlib import Path
 
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError
 
 DATASETS = ["mnist-5k", "mnist", "fashion-mnist"]
+IMAGE_METHODS = ["natural", "fgsm", "fast", "pgd", "free", "yopo", "freelb", "trades"]
+TEXT_METHODS = ["natural", "fgm", "pgd", "freelb"]
 
 METHOD_HELP = """\
-methods (Goodfellow 2015; Madry 2018; Wong 2020; Shafahi 2019; Zhang 2019; Zhu 2020):
+methods (Goodfellow 2015; Madry 2018; Wong 2020; Shafahi 2019; Zhang 2019; Zhu 2020;
+Zhang 2019 for TRADES):
   natural  clean cross-entropy, 1 pass per minibatch
   fgsm     FGSM-AT: 0.5·L(x) + 0.5·L(x + ε·sign ∇ₓL), 2 passes
   fast     Fast AT (FGSM + uniform random start, α = 1.25ε) with the catastrophic-overfitting
@@ -28,252 +35,446 @@ methods (Goodfellow 2015; Madry 2018; Wong 2020; Shafahi 2019; Zhang 2019; Zhu 2
   free     Free-m AT (--replays m; epochs ÷ m), m passes
   yopo     YOPO-m-n (--yopo-m full passes, --yopo-n first-layer updates each)
   freelb   FreeLB-K (--freelb-k ascent steps, --adv-lr, --adv-init-mag, --adv-max-norm)
+  trades   TRADES: CE(f(x)) + β·KL(f(x) ‖ f(x')), x' a K-step KL attack (--steps, --beta)
 
 --task text trains a TextCNN on the synthetic sentiment task with natural, fgm (Miyato
 2017), pgd (L2 on embeddings) or freelb; ε is then an L2 radius per sentence (default 1).
-Unset flags take each task's own defaults.
+Unset flags take each task's own defaults. Same seed, same BLAS thread count: the same
+weights, bit for bit, also across --resume.
 """
 
-IMAGE_DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 0.05}
+
+class UsageError(Exception):
+    """Bad command-line input; main prints it as one line and exits with 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):                      # one line, exit 2 (argparse prints usage too)
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+# ---- flag types: each refuses what can never be right --------------------------------------
+def _number(kind, test, what):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and test(value)):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {what}")
+        return value
+    return parse
+
+
+positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
+nonneg_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+positive = _number(float, lambda v: v > 0, "> 0")
+nonneg = _number(float, lambda v: v >= 0, ">= 0")
+unit = _number(float, lambda v: 0 <= v < 1, "in [0, 1)")
+any_int = _number(int, lambda v: True, "an integer")
+
+
+def _check_out_dir(path: str | None, flag: str) -> None:
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise UsageError(f"{flag} {path} is a file; it must be a folder")
+
+
+def _check_out_file(path: str | None, flag: str) -> None:
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; it must be a file name")
+    parent = p.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {path}: cannot write in {parent}")
+
+
+# ---- train ------------------------------------------------------------------------------
 def _add_method_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("method settings (unset = the method's paper-derived default)")
-    g.add_argument("--method", default="natural",
-                   choices=["natural", "fgsm", "fast", "pgd", "free", "yopo", "freelb", "fgm"],
+    g.add_argument("--method", default="natural", choices=sorted(set(IMAGE_METHODS + ["fgm"])),
                    help="training method (see below; fgm is for --task text)")
-    g.add_argument("--eps", type=float, default=None,
-                   help="L∞ radius ε of the training perturbation (default 0.1)")
-    g.add_argument("--alpha", type=float, default=None,
+    g.add_argument("--eps", type=nonneg, default=None,
+                   help="radius ε of the training perturbation (image: L∞, default 0.1)")
+    g.add_argument("--alpha", type=nonneg, default=None,
                    help="attack step α at the target ε (fast: 1.25ε; pgd: 2.5ε/K; yopo: ε/4)")
-    g.add_argument("--steps", type=int, default=None, help="PGD-AT inner steps K (default 10)")
-    g.add_argument("--replays", type=int, default=None,
+    g.add_argument("--steps", type=nonneg_int, default=None,
+                   help="PGD-AT and TRADES inner steps K (default 10)")
+    g.add_argument("--beta", type=nonneg, default=None,
+                   help="TRADES: weight β of the KL term (default 6)")
+    g.add_argument("--replays", type=positive_int, default=None,
                    help="Free AT: replays m per minibatch (default 8)")
-    g.add_argument("--yopo-m", type=int, default=None, help="YOPO: full passes m (default 5)")
-    g.add_argument("--yopo-n", type=int, default=None,
+    g.add_argument("--yopo-m", type=positive_int, default=None,
+                   help="YOPO: full passes m (default 5)")
+    g.add_argument("--yopo-n", type=nonneg_int, default=None,
                    help="YOPO: first-layer updates n per full pass (default 3)")
-    g.add_argument("--freelb-k", type=int, default=None, help="FreeLB: ascent steps K (default 3)")
-    g.add_argument("--adv-lr", type=float, default=None, help="FreeLB: L2 ascent step α")
-    g.add_argument("--adv-init-mag", type=float, default=None,
+    g.add_argument("--freelb-k", type=positive_int, default=None,
+                   help="FreeLB: ascent steps K (default 3)")
+    g.add_argument("--adv-lr", type=nonneg, default=None, help="FreeLB: L2 ascent step α")
+    g.add_argument("--adv-init-mag", type=nonneg, default=None,
                    help="FreeLB: initial perturbation magnitude σ (default 0)")
-    g.add_argument("--adv-max-norm", type=float, default=None,
+    g.add_argument("--adv-max-norm", type=nonneg, default=None,
                    help="FreeLB: L2 bound on δ per example (0 = unbounded, the default)")
-    g.add_argument("--no-guard", action="store_true",
+    g.add_argument("--no-guard", action="store_true", default=None,
                    help="fast: switch off the catastrophic-overfitting guard")
-    g.add_argument("--eps-ramp", type=float, default=0.0, metavar="EPOCHS",
+    g.add_argument("--eps-ramp", type=nonneg, default=None, metavar="EPOCHS",
                    help="raise ε linearly from 0 over this many epochs (default 0: off)")
 
 
-def method_from_args(args):
-    from .training.methods import build_method, method_flags
-
-    flags = {"eps": args.eps if args.eps is not None else 0.1, "alpha": args.alpha,
-             "steps": args.steps, "replays": args.replays, "yopo_m": args.yopo_m,
-             "yopo_n": args.yopo_n, "freelb_k": args.freelb_k, "adv_lr": args.adv_lr,
-             "adv_init_mag": args.adv_init_mag, "adv_max_norm": args.adv_max_norm}
-    if args.no_guard:
-        flags["guard"] = False
-    accepted = method_flags(args.method)
-    stray = [k for k, v in flags.items() if v is not None and k not in accepted]
-    if stray:
-        given = ", ".join("--" + k.replace("_", "-") for k in stray)
-        raise SystemExit(f"npadv train: --method {args.method} does not use {given}")
-    return build_method(args.method, **flags)
+METHOD_FLAGS = ["eps", "alpha", "steps", "beta", "replays", "yopo_m", "yopo_n", "freelb_k",
+                "adv_lr", "adv_init_mag", "adv_max_norm"]
 
 
 def _train_parser(sub) -> None:
+    from .text.train import TextTrainConfig
+    from .training.loop import TrainConfig
+
+    image, text = TrainConfig, TextTrainConfig
     p = sub.add_parser("train", help="train a model", epilog=METHOD_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="image", choices=["image", "text"])
-    p.add_argument("--model", default="small-cnn", help="mlp | small-cnn | madry-cnn")
-    p.add_argument("--dataset", default="mnist-5k", choices=DATASETS)
-    p.add_argument("--epochs", type=int, default=None, help="default 10 (image), 12 (text)")
-    p.add_argument("--batch-size", type=int, default=None, help="default 128 (image), 32 (text)")
-    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
-                   help="image task (text uses Adam)")
-    p.add_argument("--lr", type=float, default=None, help="default 0.05 (image), 2e-3 (text)")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--schedule", default="cosine",
-                   choices=["constant", "multistep", "cosine", "cyclic"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-eps", type=float, default=None,
+    p.add_argument("--model", default=None, help="mlp | small-cnn | madry-cnn (default small-cnn)")
+    p.add_argument("--dataset", default=None, choices=DATASETS, help="default mnist-5k")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help=f"default {image.epochs} (image), {text.epochs} (text)")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help=f"default {image.batch_size} (image), {text.batch_size} (text)")
+    p.add_argument("--optimizer", default=None, choices=["sgd", "adam"],
+                   help=f"default {image.optimizer} (text uses Adam)")
+    p.add_argument("--lr", type=positive, default=None,
+                   help=f"default {image.lr} (image), {text.lr} (text)")
+    p.add_argument("--momentum", type=unit, default=None, help=f"default {image.momentum}")
+    p.add_argument("--weight-decay", type=nonneg, default=None,
+                   help=f"default {image.weight_decay}")
+    p.add_argument("--schedule", default=None,
+                   choices=["constant", "multistep", "cosine", "cyclic"],
+                   help=f"default {image.schedule}; only constant lets --resume add epochs")
+    p.add_argument("--seed", type=any_int, default=None, help="default 0")
+    p.add_argument("--eval-eps", type=nonneg, default=None,
                    help="ε of the per-epoch PGD check (default: the training ε; 0 = none)")
-    p.add_argument("--eval-size", type=int, default=1000)
+    p.add_argument("--eval-size", type=positive_int, default=None,
+                   help=f"default {image.eval_size}")
     p.add_argument("--out", default=None,
                    help="run folder for log.jsonl and checkpoint.npz (default runs/METHOD-MODEL)")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="continue from the run folder's checkpoint (same settings)")
     p.add_argument("--no-progress", action="store_true")
     _add_method_flags(p)
     p.set_defaults(func=cmd_train)
 
 
+def _given(args, names) -> dict:
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def cmd_train(args) -> int:
+    _check_out_dir(args.out, "--out")
+    if args.task == "text":
+        return cmd_train_text(args)
     from .data import load_dataset
     from .models import build_model
     from .training.loop import TrainConfig, train
+    from .training.methods import build_method
 
-    if args.task == "text":
-        from .text import train_text_cli
-
-        if args.method not in ("natural", "fgm", "pgd", "freelb"):
-            raise SystemExit(f"npadv train: --task text takes --method natural, fgm, pgd or "
-                             f"freelb, not {args.method}")
-        train_text_cli(args)
-        return 0
     if args.method == "fgm":
-        raise SystemExit("npadv train: fgm perturbs embeddings; use it with --task text")
-    for key, value in IMAGE_DEFAULTS.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    method = method_from_args(args)
-    model = build_model(args.model, seed=args.seed)
-    adversarial = args.method != "natural"
-    eval_eps = args.eval_eps if args.eval_eps is not None else (
-        getattr(method, "eps", 0.0) if adversarial else 0.0)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
-                         optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
-                         weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
-                         eps_ramp=args.eps_ramp, eval_size=args.eval_size,
-                         eval_eps=eval_eps or 0.0)
-    out = Path(args.out or f"runs/{args.method}-{args.model}")
+        raise UsageError("--method fgm perturbs embeddings; use it with --task text")
+    if args.eps is not None and args.eps > 1:
+        raise UsageError(f"--eps {args.eps} is larger than the input range [0, 1]")
+    flags = _given(args, METHOD_FLAGS)
+    if args.no_guard:
+        flags["guard"] = False
+    try:
+        method = build_method(args.method, **flags)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    model_name = args.model or "small-cnn"
+    try:
+        model = build_model(model_name, seed=args.seed or 0)
+    except ValueError as e:
+        raise UsageError(f"--model: {e}") from None
+    settings = _given(args, ["epochs", "batch_size", "optimizer", "lr", "momentum",
+                             "weight_decay", "schedule", "seed", "eps_ramp", "eval_size"])
+    eval_eps = args.eval_eps if args.eval_eps is not None else (method.eps or 0.0)
+    config = TrainConfig(**settings, eval_eps=eval_eps)
+    out = Path(args.out or f"runs/{args.method}-{model_name}")
     ckpt, log = out / "checkpoint.npz", out / "log.jsonl"
+    if args.resume and not ckpt.exists():
+        raise UsageError(f"--resume: no checkpoint at {ckpt}")
+    if not args.resume and ckpt.exists():
+        raise UsageError(f"{ckpt} exists; use --resume or another --out")
+    data = load_dataset(args.dataset or "mnist-5k")
     if not args.resume:
-        if ckpt.exists():
-            raise SystemExit(f"npadv train: {ckpt} exists; use --resume or another --out")
         log.unlink(missing_ok=True)
-    data = load_dataset(args.dataset)
     history = train(model, method, data, config, log_path=log, checkpoint_path=ckpt,
-                    resume=args.resume, progress=not args.no_progress, model_name=args.model)
-    last = history[-1] if history else {}
-    print(f"{args.method} on {args.dataset}: clean accuracy {last.get('clean_acc', 0):.4f}"
+                    resume=bool(args.resume), progress=not args.no_progress,
+                    model_name=model_name)
+    last = history[-1]
+    print(f"{args.method} on {args.dataset or 'mnist-5k'}: clean accuracy "
+          f"{last['clean_acc']:.4f}"
           + (f", PGD accuracy {last['robust_acc']:.4f}" if "robust_acc" in last else "")
           + f"; checkpoint {ckpt}")
     return 0
+
+
+TEXT_FLAGS = ["method", "epochs", "batch_size", "lr", "seed", "eps", "steps", "alpha",
+              "freelb_k", "adv_lr", "adv_init_mag", "adv_max_norm", "out", "no_progress", "task"]
+
+
+def cmd_train_text(args) -> int:
+    """`npadv train --task text`: one method on the synthetic task; evaluate; write JSON."""
+    from dataclasses import asdict
+
+    from .text import train as text_train
+    from .text.methods import text_method
+
+    ignored = sorted(k for k, v in vars(args).items()
+                     if v is not None and k not in TEXT_FLAGS + ["func", "command"])
+    if ignored:
+        raise UsageError(f"{', '.join(_flag(k) for k in ignored)} do(es) not apply to --task text")
+    if args.method not in TEXT_METHODS:
+        raise UsageError(f"--task text takes --method {', '.join(TEXT_METHODS)}, "
+                         f"not {args.method}")
+    settings = text_train.method_settings(args.method, args.eps, args.steps, args.alpha,
+                                          args.freelb_k, args.adv_lr, args.adv_init_mag,
+                                          args.adv_max_norm)
+    eps = text_train.DEFAULT_EPS if args.eps is None else args.eps
+    config = text_train.TextTrainConfig(**_given(args, ["epochs", "batch_size", "lr", "seed"]),
+                                        eval_eps=eps)
+    task = text_train.make_text_task(**text_train.DEFAULT_TASK)
+    model = text_train.build_text_model("cnn", len(task.vocab), seed=config.seed)
+    with text_train.one_blas_thread():
+        result = text_train.train_text(model, text_method(args.method, **settings), task,
+                                       config, not args.no_progress, desc=args.method)
+    record = {"task": "text", "method": args.method, "settings": settings,
+              "config": asdict(config), "data": task.settings, "model": repr(model), **result}
+    print(f"text {args.method}: clean test accuracy {result['clean_acc']:.3f}, "
+          f"L2 PGD-{config.eval_steps} (ε = {eps:g}) accuracy {result['pgd_acc']:.3f}, "
+          f"{result['full_passes']} full passes, {result['train_time']:.1f} s "
+          f"({result['train_cpu']:.1f} s CPU)")
+    if args.out:
+        path = Path(args.out) / f"text_{args.method}_seed{config.seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2))
+        print(f"wrote {path}")
+    return 0
+
+
+# ---- eval -------------------------------------------------------------------------------
+SINGLE_ATTACKS = ["fgsm", "pgd", "apgd", "apgd-t", "square"]
+SUITE_NAMES = ["standard", "quick"]
 
 
 def _eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="clean and robust accuracy of a checkpoint")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--dataset", default="mnist-5k", choices=DATASETS)
-    p.add_argument("--attack", default=None, choices=["pgd", "apgd", "fgsm"],
-                   help="attack to run (default: clean accuracy only)")
+    p.add_argument("--attack", nargs="+", default=["standard"],
+                   choices=SUITE_NAMES + SINGLE_ATTACKS + ["none"],
+                   help="a suite (standard: APGD-CE, APGD-T with DLR, Square, each on what the "
+                        "earlier left unbroken; quick: the same, smaller), or attacks whose "
+                        "per-example worst case is reported; none: clean accuracy only")
+    p.add_argument("--loss", default=None, choices=["ce", "cw", "dlr"],
+                   help="loss of pgd (ce, cw, dlr) and apgd (ce, dlr); default ce")
+    p.add_argument("--targeted", action="store_true",
+                   help="apgd: run APGD-T (targeted DLR over the 9 most likely other classes)")
     p.add_argument("--norm", default="linf", choices=["linf", "l2", "l1"])
-    p.add_argument("--eps", type=float, nargs="+", default=[0.1],
-                   help="one ε, or several for the robust-accuracy-vs-ε curve")
-    p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--restarts", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n", type=int, default=None, help="evaluate the first N test examples")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--eps", type=nonneg, nargs="+", default=[0.1],
+                   help="one ε, or several for robust accuracy against ε")
+    p.add_argument("--steps", type=nonneg_int, default=None,
+                   help="pgd (default 40), apgd and apgd-t (default 100)")
+    p.add_argument("--restarts", type=positive_int, default=1)
+    p.add_argument("--queries", type=positive_int, default=None,
+                   help="square: queries per example (default 5000)")
+    p.add_argument("--seed", type=any_int, default=0)
+    p.add_argument("--n", type=positive_int, default=None,
+                   help="evaluate the first N test examples")
+    p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
 
 
-def load_model(path):
-    """Rebuild a model from a training checkpoint (architecture name in its metadata)."""
-    from .models import build_model
+def _eval_attacks(args, eps: float) -> tuple[list, bool]:
+    """The Attack specs of `npadv eval` at one ε, and whether they run as a cascade."""
+    from .attacks.evaluate import Attack, suite
 
-    parts, meta = load_checkpoint(path)
-    model = build_model(meta["model"])
-    model.load_state_dict(parts["model"])
-    return model.eval(), meta
-
-
-def _attack_options(args) -> dict:
-    if args.attack == "fgsm":
+    names = args.attack
+    if "none" in names:
+        if len(names) > 1:
+            raise UsageError("--attack none cannot be combined with attacks")
+        return [], False
+    suites = [a for a in names if a in SUITE_NAMES]
+    if suites:
+        if len(names) > 1:
+            raise UsageError(f"--attack {suites[0]} is a suite; give it alone")
         if args.norm != "linf":
-            raise SystemExit("npadv eval: fgsm is an L∞ attack; use --norm linf")
-        return {}
-    if args.attack == "apgd":
-        if args.norm == "l1":
-            raise SystemExit("npadv eval: apgd supports --norm linf or l2")
-        return {"norm": args.norm, "steps": args.steps, "restarts": args.restarts,
-                "rng": args.seed}
-    return {"norm": args.norm, "steps": args.steps, "restarts": args.restarts, "rng": args.seed}
+            raise UsageError(f"--attack {suites[0]} is an L∞ suite; use --norm linf")
+        if args.loss or args.targeted:
+            raise UsageError(f"--loss and --targeted go with single attacks, not the "
+                             f"{suites[0]} suite")
+        return suite(suites[0], eps, seed=args.seed), True
+    if args.targeted and "apgd" not in names:
+        raise UsageError("--targeted applies to --attack apgd (APGD-T)")
+    specs = []
+    for name in names:
+        if name == "apgd" and args.targeted:
+            name = "apgd-t"
+        options: dict = {}
+        if name in ("pgd", "apgd", "apgd-t"):
+            options = {"norm": args.norm, "restarts": args.restarts, "rng": args.seed}
+            options["steps"] = args.steps if args.steps is not None else (
+                40 if name == "pgd" else 100)
+            if name == "apgd-t":
+                options.pop("restarts")
+        if name in ("pgd", "apgd") and args.loss:
+            if name == "apgd" and args.loss == "cw":
+                raise UsageError("--loss cw goes with pgd; apgd takes --loss ce or dlr")
+            options["loss"] = args.loss
+        if name == "square":
+            options = {"rng": args.seed}
+            if args.queries:
+                options["n_queries"] = args.queries
+        if name in ("fgsm", "square") and args.norm != "linf":
+            raise UsageError(f"--attack {name} is an L∞ attack; use --norm linf")
+        if name in ("apgd", "apgd-t") and args.norm == "l1":
+            raise UsageError("--attack apgd supports --norm linf or l2")
+        specs.append(Attack(name, eps, **options))
+    return specs, False
 
 
 def cmd_eval(args) -> int:
-    from .attacks.evaluate import Attack, evaluate
+    from .attacks.checks import GradientMaskingWarning
+    from .attacks.evaluate import evaluate
+    from .checkpoint import load_model
     from .data import load_dataset
 
+    _check_out_file(args.json, "--json")
+    for eps in args.eps:
+        if args.norm == "linf" and eps > 1:
+            raise UsageError(f"--eps {eps} is larger than the input range [0, 1]")
+    plans = [(eps, *_eval_attacks(args, eps)) for eps in args.eps]
     model, meta = load_model(args.checkpoint)
     _, _, x, y = load_dataset(args.dataset)
     if args.n is not None:
         x, y = x[:args.n], y[:args.n]
-    attacks = ([Attack(args.attack, eps, **_attack_options(args)) for eps in args.eps]
-               if args.attack else [])
-    report = evaluate(model, x, y, attacks, batch_size=args.batch_size,
-                      progress=not args.no_progress)
-    print(f"checkpoint {args.checkpoint} ({meta['model']}, {meta['method']}), "
-          f"{args.dataset} test, n = {report.n}")
-    print(f"{'attack':<12}{'norm':<6}{'eps':>8}{'accuracy':>11}")
-    print(f"{'clean':<12}{'':<6}{'':>8}{report.clean_accuracy:>11.4f}")
-    for attack, acc in zip(attacks, report.attack_accuracy.values()):
-        print(f"{attack.name:<12}{args.norm:<6}{attack.eps:>8.3f}{acc:>11.4f}")
-    if len(attacks) > 1:
-        print(f"{'worst case':<12}{'':<6}{'':>8}{report.robust_accuracy:>11.4f}")
-    for w in report.warnings:
-        print(f"warning: {w}")
+    print(f"checkpoint {args.checkpoint} ({meta['model']}, {meta.get('method', '?')}), "
+          f"{args.dataset} test, n = {len(x)}")
+    print(f"{'attack':<48}{'norm':<6}{'eps':>7}{'accuracy':>10}")
+    results = []
+    for eps, attacks, cascade in plans:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GradientMaskingWarning)
+            report = evaluate(model, x, y, attacks, batch_size=args.batch_size,
+                              progress=not args.no_progress, cascade=cascade)
+        if not results:
+            print(f"{'clean':<48}{'':<6}{'':>7}{report.clean_accuracy:>10.4f}")
+        prefix = "after " if cascade else ""
+        for label, acc in report.attack_accuracy.items():
+            print(f"{prefix + label:<48.48}{args.norm:<6}{eps:>7.3f}{acc:>10.4f}")
+        if attacks:
+            print(f"{'worst case':<48}{args.norm:<6}{eps:>7.3f}{report.robust_accuracy:>10.4f}")
+        for w in report.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        results.append({"eps": eps, "cascade": cascade, "robust_accuracy":
+                        report.robust_accuracy if attacks else report.clean_accuracy,
+                        "attacks": [{"attack": label, "accuracy": acc}
+                                    for label, acc in report.attack_accuracy.items()],
+                        "warnings": report.warnings})
     if args.json:
-        result = {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "n": report.n,
-                  "clean_accuracy": report.clean_accuracy,
-                  "robust_accuracy": report.robust_accuracy,
-                  "attacks": [{"attack": a.name, "norm": args.norm, "eps": a.eps,
-                               "steps": args.steps, "restarts": args.restarts,
-                               "accuracy": acc}
-                              for a, acc in zip(attacks, report.attack_accuracy.values())],
-                  "warnings": report.warnings}
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(
+            {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "n": len(x),
+             "norm": args.norm, "clean_accuracy": report.clean_accuracy, "results": results},
+            indent=2))
     return 0
 
 
+# ---- export -----------------------------------------------------------------------------
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="write a checkpoint's weights for another framework")
+    p.add_argument("checkpoint")
+    p.add_argument("--torch", required=True, metavar="OUT",
+                   help="weights under PyTorch's state_dict names for the equivalent "
+                        "torch.nn.Sequential, its definition written beside them")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from .export import export_checkpoint
+
+    _check_out_file(args.torch, "--torch")
+    written = export_checkpoint(args.checkpoint, args.torch)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+# ---- demo -------------------------------------------------------------------------------
 def _demo_parser(sub) -> None:
-    p = sub.add_parser("demo", help="train every method on MNIST-5k and compare (offline)")
+    p = sub.add_parser("demo", help="every method on MNIST-5k at an equal training budget, "
+                                    "beside a PGD-AT reference (offline)")
     p.add_argument("--task", default="image", choices=["image", "text"],
                    help="image: MNIST-5k methods; text: natural/FGM/PGD/FreeLB on the "
                         "synthetic sentiment task over 3 seeds")
-    p.add_argument("--quick", action="store_true", help="a ~1 minute version")
-    p.add_argument("--eps", type=float, default=0.1)
-    p.add_argument("--eps-ramp", type=float, default=None,
-                   help="ε warm-up in epochs (default: on when ε > 0.1)")
-    p.add_argument("--methods", nargs="+", default=None, help="subset of methods to run")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/demo", help="folder for demo.json and demo.png")
+    p.add_argument("--quick", action="store_true",
+                   help="three methods, a short budget, 200 test images (about a minute)")
+    p.add_argument("--eps", type=nonneg, default=0.1)
+    p.add_argument("--methods", nargs="+", default=None, choices=IMAGE_METHODS,
+                   help="subset of methods to run")
+    p.add_argument("--seed", type=any_int, default=0)
+    p.add_argument("--out", default="runs/demo",
+                   help="folder for comparison.json, comparison.png and the logs")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args) -> int:
+    _check_out_dir(args.out, "--out")
     if args.task == "text":
         from .text import run_text_demo
 
         run_text_demo(quick=args.quick, seeds=3, out=args.out,
                       progress=not args.no_progress)
         return 0
-    from .demo import run_demo
+    from .experiments import mnist_demo
 
-    run_demo(args)
+    if not 0 < args.eps <= 1:
+        raise UsageError(f"--eps {args.eps} must be in (0, 1], the input range")
+    mnist_demo(quick=args.quick, eps=args.eps, methods=args.methods, seed=args.seed,
+               out=args.out, progress=not args.no_progress)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="npadv", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="npadv", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)
+    _export_parser(sub)
     _demo_parser(sub)
     return parser
 
 
 def main(argv=None) -> int:
+    from .attacks.gradients import NonFiniteGradient
+    from .data.download import DownloadError
+    from .training.loop import ResumeError, TrainingDiverged
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, ValueError) as e:  # bad input: say what, exit 2
+    except (UsageError, CheckpointError, ResumeError, FileNotFoundError) as e:
         print(f"npadv {args.command}: {e}", file=sys.stderr)
         return 2
+    except (TrainingDiverged, NonFiniteGradient, DownloadError) as e:
+        print(f"npadv {args.command}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,15 +9,16 @@
 
 A "pass" is counted when a gradient flows back through a Module's output, so a
 forward without a backward (evaluation) counts in `forwards` but not as a pass.
-Meters nest: every active meter counts.
+Meters nest: every active meter counts. The meter sees Module calls through a forward
+hook (nn.forward_hook), and FLOPs through `add_flops`, which matmul and conv call.
 """
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
-_ACTIVE: list["CostMeter"] = []
+_ACTIVE: list[CostMeter] = []
 
 
 class CostMeter:
@@ -27,6 +28,20 @@ class CostMeter:
         self.flops = 0
         self.forwards: Counter = Counter()
         self.backwards: Counter = Counter()
+
+    def count_call(self, module, out):
+        """Forward hook: count the call, and its backward pass once a gradient flows back."""
+        from .tensor import Tensor
+
+        self.forwards[module] += 1
+        if not (isinstance(out, Tensor) and out.requires_grad):
+            return out
+
+        def vjp(g):
+            self.backwards[module] += 1
+            return (g,)
+
+        return Tensor.from_op(out.data, (out,), vjp)
 
     def full_passes(self, model) -> int:
         """Backward passes through the whole model (counted at its last layer, model[-1])."""
@@ -43,10 +58,13 @@ class CostMeter:
 @contextmanager
 def cost() -> Iterator[CostMeter]:
     """Context manager yielding a CostMeter that counts everything done inside it."""
+    from .nn import forward_hook  # nn imports ops, which import this module
+
     meter = CostMeter()
     _ACTIVE.append(meter)
     try:
-        yield meter
+        with forward_hook(meter.count_call):
+            yield meter
     finally:
         _ACTIVE.remove(meter)
 
@@ -54,7 +72,3 @@ def cost() -> Iterator[CostMeter]:
 def add_flops(n: int) -> None:
     for meter in _ACTIVE:
         meter.flops += int(n)
-
-
-def active_meters() -> tuple[CostMeter, ...]:
-    return tuple(_ACTIVE)

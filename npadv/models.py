@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nn import Conv2d, Linear, MaxPool2d, ReLU, Sequential, Flatten
+from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from .tensor import DEFAULT_DTYPE
 
 

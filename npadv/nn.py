@@ -1,20 +1,22 @@
 """Modules: a tree of Parameters with train/eval mode and state dicts.
 
-Calling a Module records its forward call in every active cost meter and, when its
-output joins the graph, its backward pass too (see cost.py).
+Calling a Module runs its forward, then every registered forward hook (see
+`register_forward_hook`; the cost meter in cost.py is one).
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 
 from . import functional as F
 from . import ops
-from .cost import active_meters
 from .tensor import DEFAULT_DTYPE, Tensor, as_tensor
+
+ForwardHook = Callable[["Module", object], object]
+_FORWARD_HOOKS: list[ForwardHook] = []
 
 
 class Parameter(Tensor):
@@ -24,14 +26,30 @@ class Parameter(Tensor):
         super().__init__(data, requires_grad=True, dtype=dtype)
 
 
-def _count_backward(out: Tensor, module: "Module", meters) -> Tensor:
-    """Identity op whose backward counts one backward pass of `module` in `meters`."""
-    def vjp(g):
-        for meter in meters:
-            meter.backwards[module] += 1
-        return (g,)
+@contextmanager
+def forward_hook(hook: ForwardHook) -> Iterator[None]:
+    """Run hook(module, output) -> output after every Module call while the context is open."""
+    _FORWARD_HOOKS.append(hook)
+    try:
+        yield
+    finally:
+        _FORWARD_HOOKS.remove(hook)
 
-    return Tensor.from_op(out.data, (out,), vjp)
+
+@contextmanager
+def evaluating(model) -> Iterator[None]:
+    """Put every submodule in eval mode for the block, then restore each one's own mode.
+
+    A plain callable without `modules()` is left alone.
+    """
+    saved = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
+    for m, _ in saved:
+        m.training = False
+    try:
+        yield
+    finally:
+        for m, mode in saved:
+            m.training = mode
 
 
 @contextmanager
@@ -59,19 +77,16 @@ class Module:
     training = True
 
     def __call__(self, *args, **kwargs):
-        meters = active_meters()
-        for meter in meters:
-            meter.forwards[self] += 1
         out = self.forward(*args, **kwargs)
-        if meters and isinstance(out, Tensor) and out.requires_grad:
-            out = _count_backward(out, self, meters)
+        for hook in list(_FORWARD_HOOKS):
+            out = hook(self, out)
         return out
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
 
     # ---- the tree ------------------------------------------------------------------
-    def children(self) -> Iterator[tuple[str, "Module"]]:
+    def children(self) -> Iterator[tuple[str, Module]]:
         for name, value in vars(self).items():
             if isinstance(value, Module):
                 yield name, value
@@ -86,7 +101,7 @@ class Module:
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         yield self
         for _, child in self.children():
             yield from child.modules()
@@ -95,12 +110,12 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         for m in self.modules():
             m.training = mode
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
     @property
@@ -108,7 +123,7 @@ class Module:
         params = self.parameters()
         return params[0].dtype if params else DEFAULT_DTYPE
 
-    def to(self, dtype) -> "Module":
+    def to(self, dtype) -> Module:
         """Cast every parameter to `dtype` (e.g. np.float64 for gradient checks)."""
         for p in self.parameters():
             p.data = p.data.astype(dtype)
@@ -156,6 +171,9 @@ def _uniform(rng: np.random.Generator, bound: float, shape, dtype) -> Parameter:
 
 class Linear(Module):
     """y = x Wᵀ + b. x: (..., in) -> (..., out); with flatten=True, x: (N, *) is flattened first.
+
+    flatten=True makes the mlp's first layer one layer with weights, so that every reference
+    model has its f0 (YOPO's first layer, the cost meter's first layer) at model[0].
 
     Initialisation as PyTorch: W, b ~ U(−1/√in, 1/√in).
     """

@@ -9,7 +9,7 @@ A schedule is a callable from the (fractional) epoch t to a learning rate.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -65,7 +65,7 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         self.steps += 1
-        for p, v in zip(self.params, self.velocity):
+        for p, v in zip(self.params, self.velocity, strict=True):
             if p.grad is None:
                 continue
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
@@ -91,7 +91,7 @@ class Adam(Optimizer):
         self.steps += 1
         b1, b2 = self.betas
         c1, c2 = 1 - b1 ** self.steps, 1 - b2 ** self.steps
-        for p, m, v in zip(self.params, self.m, self.v):
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
             if p.grad is None:
                 continue
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad

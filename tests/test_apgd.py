@@ -25,7 +25,7 @@ def test_checkpoints_follow_the_paper():
     assert checkpoints(1000)[:3] == [0, 220, 410]
     for n in (0, 1, 2, 5, 17, 250):
         w = checkpoints(n)
-        assert w[0] == 0 and all(b > a for a, b in zip(w, w[1:])) and w[-1] <= n
+        assert w[0] == 0 and all(b > a for a, b in zip(w, w[1:], strict=False)) and w[-1] <= n
 
 
 def test_halving_conditions():

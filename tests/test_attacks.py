@@ -12,10 +12,23 @@ from hypothesis.extra import numpy as hnp
 
 import npadv
 from npadv import nn, optim
-from npadv.attacks import (Attack, GradientMaskingWarning, apgd, check_eps_monotone,
-                           check_more_effort, check_pgd_vs_fgsm, cw_loss, dlr_loss, evaluate,
-                           fgm, fgsm, l2_normalize, norm_per_example, pgd,
-                           robust_accuracy_curve)
+from npadv.attacks import (
+    Attack,
+    GradientMaskingWarning,
+    apgd,
+    check_eps_monotone,
+    check_more_effort,
+    check_pgd_vs_fgsm,
+    cw_loss,
+    dlr_loss,
+    evaluate,
+    fgm,
+    fgsm,
+    l2_normalize,
+    norm_per_example,
+    pgd,
+    robust_accuracy_curve,
+)
 from npadv.data import load_mnist_5k
 from npadv.gradcheck import vjp_check
 from npadv.tensor import Tensor
@@ -261,9 +274,9 @@ def snapshot(model, *arrays):
 
 
 def assert_same(a, b):
-    for left, right in zip(a, b):
+    for left, right in zip(a, b, strict=True):
         assert len(left) == len(right)
-        for u, v in zip(left, right):
+        for u, v in zip(left, right, strict=True):
             if isinstance(u, np.ndarray):
                 np.testing.assert_array_equal(u, v)
             else:

@@ -96,7 +96,7 @@ def _write_set(folder: Path, arrays, gz: bool = True) -> dict[str, str]:
     """Write the four IDX files into folder; return file name -> SHA-256."""
     folder.mkdir(parents=True, exist_ok=True)
     table = {}
-    for name, arr in zip(IDX_FILES, arrays):
+    for name, arr in zip(IDX_FILES, arrays, strict=True):
         path = folder / (name if gz else name.removesuffix(".gz"))
         write_idx(path, arr, gzip=gz)
         table[name] = sha256_file(path)
@@ -182,7 +182,7 @@ def test_mnist_5k_seed_changes_split_and_is_reproducible():
     a = load_mnist_5k(seed=1)
     b = load_mnist_5k(seed=1)
     c = load_mnist_5k()
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         np.testing.assert_array_equal(u, v)
     assert not np.array_equal(a[1], c[1])
 
@@ -190,7 +190,7 @@ def test_mnist_5k_seed_changes_split_and_is_reproducible():
 def test_load_dataset_dispatch():
     a = load_dataset("mnist-5k")
     b = load_mnist_5k()
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         np.testing.assert_array_equal(u, v)
     np.testing.assert_array_equal(load_dataset("mnist-5k", seed=3)[1], load_mnist_5k(3)[1])
     with pytest.raises(ValueError, match="'mnist-5k', 'mnist', 'fashion-mnist'"):
@@ -535,7 +535,7 @@ def test_iterate_batches_covers_each_sample_once():
         np.testing.assert_array_equal(xb[:, 0] / 2 * 10, yb)
     dropped = list(iterate_batches(x, y, 3, seed=5, drop_last=True))
     assert [len(yb) for _, yb in dropped] == [3, 3, 3]
-    for (a, _), (b, _) in zip(batches, dropped):
+    for (a, _), (b, _) in zip(batches, dropped, strict=False):
         np.testing.assert_array_equal(a, b)
 
 
@@ -614,7 +614,7 @@ def test_batches_epoch_order_and_resume():
     full = list(b.epoch(3))
     resumed = list(Batches(x, y, 5, seed=11).epoch(3, start=2))
     assert len(resumed) == 3
-    for (xa, ya), (xb, yb) in zip(full[2:], resumed):
+    for (xa, ya), (xb, yb) in zip(full[2:], resumed, strict=True):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
     assert list(b.epoch(3, start=len(b))) == []

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import npadv
 from npadv import nn, optim
+from npadv.gradcheck import gradcheck
 from npadv.training.common import loss_and_input_grad
 from npadv.training.fast_at import FastAT
 from npadv.training.fgsm_at import FGSMAT
@@ -19,6 +20,7 @@ from npadv.training.freelb import FreeLB, freelb_step
 from npadv.training.methods import METHODS, build_method
 from npadv.training.natural import Natural
 from npadv.training.pgd_at import PGDAT
+from npadv.training.trades import TRADES, kl_attack, kl_divergence, trades_loss
 from npadv.training.yopo import YOPO, full_pass, hamiltonian_pass
 
 EPS = 0.1
@@ -69,7 +71,7 @@ def one_step(method, model=None, x=None, y=None, lr: float = 0.1, momentum: floa
 
 
 def assert_same_params(a, b, rtol=1e-12, atol=1e-15):
-    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         np.testing.assert_allclose(p.data, q.data, rtol=rtol, atol=atol, err_msg=name)
 
 
@@ -98,7 +100,7 @@ def test_yopo_hamiltonian_gradient_is_the_input_gradient(make, seed):
 
     model.zero_grad()
     hamiltonian_pass(f0, x_eta, p, train_f0=True)
-    for q, ref in zip(f0.parameters(), theta0_ref):
+    for q, ref in zip(f0.parameters(), theta0_ref, strict=True):
         assert np.abs(q.grad - ref).max() <= 1e-10 * np.abs(ref).max()
 
 
@@ -122,14 +124,14 @@ def test_yopo_first_layer_gets_only_the_hamiltonian_gradient():
                 g_eta = hamiltonian_pass(f0, x_eta, p)
             x_eta = project(x_eta + method.alpha * np.sign(g_eta), x, EPS, "linf", 0.0, 1.0)
         hamiltonian_pass(f0, x_eta, p, train_f0=True)
-        for e, q in zip(expected, f0.parameters()):
+        for e, q in zip(expected, f0.parameters(), strict=True):
             e += q.grad
             q.grad = None
     model.zero_grad()
 
     opt = optim.SGD(model.parameters(), 0.0)          # lr 0: keep θ, inspect .grad
     method.step(model, opt, x, y, rng)
-    for q, e in zip(f0.parameters(), expected):
+    for q, e in zip(f0.parameters(), expected, strict=True):
         np.testing.assert_allclose(q.grad, e / 2, rtol=1e-12, atol=1e-15)
 
 
@@ -153,10 +155,11 @@ def test_freelb_averages_the_k_parameter_gradients():
     grads = [q.grad.copy() for q in ref.parameters()]
     ref.zero_grad()
     loss_and_input_grad(ref, x + alpha * g / norms, y)
-    expected = [q.data - 0.1 * (g0 + q.grad) / 2 for q, g0 in zip(ref.parameters(), grads)]
+    expected = [q.data - 0.1 * (g0 + q.grad) / 2
+                for q, g0 in zip(ref.parameters(), grads, strict=True)]
 
     model, _, _ = one_step(FreeLB(K=2, alpha=alpha), tiny_cnn(), x, y)
-    for q, e in zip(model.parameters(), expected):
+    for q, e in zip(model.parameters(), expected, strict=True):
         np.testing.assert_allclose(q.data, e, rtol=1e-12, atol=1e-15)
 
 
@@ -166,7 +169,7 @@ def test_pgd_at_zero_steps_without_start_is_natural_training():
     b, _, loss_b = one_step(PGDAT(EPS, steps=0, random_start=False), tiny_cnn(), x, y,
                             momentum=0.9)
     assert loss_a == loss_b
-    for p, q in zip(a.parameters(), b.parameters()):
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert np.array_equal(p.data, q.data)
 
 
@@ -313,9 +316,9 @@ def test_fgsm_at_trains_on_the_mixed_objective():
     ref.zero_grad()
     loss_and_input_grad(ref, np.clip(x + EPS * np.sign(g), 0, 1), y)
     expected = [q.data - 0.1 * (0.3 * gc + 0.7 * q.grad)
-                for q, gc in zip(ref.parameters(), clean)]
+                for q, gc in zip(ref.parameters(), clean, strict=True)]
     model, _, _ = one_step(FGSMAT(EPS, c=0.3), tiny_cnn(), x, y)
-    for q, e in zip(model.parameters(), expected):
+    for q, e in zip(model.parameters(), expected, strict=True):
         np.testing.assert_allclose(q.data, e, rtol=1e-12, atol=1e-15)
 
 
@@ -407,7 +410,8 @@ def test_cost_per_minibatch(name, flags, full, first, steps):
 
 # ---- the registry ------------------------------------------------------------------------
 def test_registry_defaults():
-    assert set(METHODS) == {"natural", "fgsm", "fast", "pgd", "free", "yopo", "freelb"}
+    assert set(METHODS) == {"natural", "fgsm", "fast", "pgd", "free", "yopo", "freelb",
+                            "trades"}
     for name in METHODS:
         method = build_method(name, eps=0.2)
         assert method.name == name and method.epoch_divisor >= 1
@@ -423,17 +427,19 @@ def test_registry_defaults():
     assert (yopo.m, yopo.n) == (5, 3) and yopo.alpha == pytest.approx(0.05)
     freelb = build_method("freelb", eps=0.2)
     assert (freelb.K, freelb.alpha, freelb.sigma, freelb.max_norm) == (3, 0.5, 0.0, 0.0)
-    assert not hasattr(freelb, "eps")
+    assert freelb.eps is None            # no radius for the ε ramp to set
 
 
 def test_registry_flags():
     assert build_method("pgd", eps=0.1, steps=4, alpha=None).alpha == pytest.approx(0.0625)
     assert build_method("yopo", eps=0.1, yopo_m=2, yopo_n=7).n == 7
     assert build_method("free", eps=0.1, replays=None).replays == 8
-    with pytest.raises(ValueError, match="does not use replays"):
+    with pytest.raises(ValueError, match="does not use --replays"):
         build_method("pgd", eps=0.1, replays=4)
     with pytest.raises(ValueError, match="unknown method"):
-        build_method("trades")
+        build_method("mart")
+    trades = build_method("trades", eps=0.2)
+    assert (trades.steps, trades.beta) == (10, 6.0) and trades.alpha == pytest.approx(0.05)
 
 
 def test_alpha_follows_the_eps_ramp():
@@ -471,3 +477,35 @@ def test_method_states_survive_a_checkpoint(tmp_path):
     for name, value in model.state_dict().items():
         assert np.array_equal(fast2.best_weights[name], value)
     assert fresh2.best_weights is None and fresh2.best_acc == -np.inf
+
+
+# ---- TRADES ----------------------------------------------------------------------------
+def test_trades_with_beta_zero_is_natural_training():
+    x, y = batch(seed=5)
+    a, _, loss_a = one_step(Natural(), tiny_cnn(), x, y)
+    b, _, loss_b = one_step(TRADES(EPS, steps=3, beta=0.0), tiny_cnn(), x, y)
+    assert loss_a == loss_b
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data)
+
+
+@given(seed=st.integers(0, 2**16))
+def test_trades_attack_increases_the_kl_and_stays_feasible(seed):
+    model = tiny_cnn(seed=seed % 7 + 1)
+    x, _ = batch(seed=seed)
+    clean = npadv.attacks.predict(model, x)
+    start = kl_attack(model, x, EPS, 0.025, 0, np.random.default_rng(seed))
+    x_adv = kl_attack(model, x, EPS, 0.025, 10, np.random.default_rng(seed))
+    kl = kl_divergence(clean, npadv.attacks.predict(model, x_adv)).data
+    kl_start = kl_divergence(clean, npadv.attacks.predict(model, start)).data
+    assert kl.sum() > kl_start.sum()
+    assert np.all(np.abs(x_adv - x) <= EPS + 1e-12) and x_adv.min() >= 0 and x_adv.max() <= 1
+
+
+@given(seed=st.integers(0, 2**16), beta=st.floats(0.0, 8.0))
+def test_trades_loss_gradient_matches_finite_differences(seed, beta):
+    model = tiny_cnn(seed=seed % 5 + 1)
+    x, y = batch(seed=seed, interior=True)
+    x_adv = x + np.random.default_rng(seed).uniform(-EPS, EPS, x.shape)
+    assert gradcheck(lambda a, b: trades_loss(model, a, b, y, beta), [x, x_adv])
+

@@ -2,7 +2,6 @@
 vanish on padding, FGM's norm, FreeLB-1 = natural, embedding gradients, learning, cost."""
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -14,9 +13,10 @@ import npadv
 from npadv import functional as F
 from npadv import optim
 from npadv.attacks.projections import norm_per_example
-from npadv.data.text import PAD_ID, pad_batch
+from npadv.cli import main
 from npadv.gradcheck import gradcheck
 from npadv.tensor import Tensor
+from npadv.text.data import PAD_ID, pad_batch
 from npadv.text.methods import (
     fgm_perturbation,
     freelb_text_step,
@@ -24,7 +24,7 @@ from npadv.text.methods import (
     pgd_embedding,
     text_method,
 )
-from npadv.text.models import bag_of_embeddings, concat, text_cnn, window_mask
+from npadv.text.models import bag_of_embeddings, text_cnn, window_mask
 from npadv.text.train import (
     TextTrainConfig,
     accuracy,
@@ -32,7 +32,6 @@ from npadv.text.train import (
     full_passes,
     make_text_task,
     train_text,
-    train_text_cli,
 )
 
 V = 12  # vocabulary of the small random batches
@@ -101,12 +100,6 @@ def test_pad_row_gets_no_gradient_and_window_mask():
     assert np.all(model.embedding.weight.grad[PAD_ID] == 0)
     np.testing.assert_array_equal(window_mask(mask, 3),
                                   [[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
-
-
-def test_concat_gradient():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(2, 3)), rng.normal(size=(2, 2))
-    assert gradcheck(lambda p, q: concat([p, q], axis=1) * 1.0, [a, b])
 
 
 # ---- perturbations vanish on padding -----------------------------------------------------
@@ -263,12 +256,10 @@ def test_train_text_cli_writes_json(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "DEFAULT_TASK", {
         "n_train": 100, "n_test": 50, "data_seed": 0,
         "form_weights": {"single": 1}, "n_sentiment_words": 4})
-    args = argparse.Namespace(task="text", method="freelb", epochs=1, batch_size=None,
-                              lr=None, seed=1, eps=0.5, steps=None, alpha=None, freelb_k=2,
-                              adv_lr=None, adv_init_mag=None, adv_max_norm=None,
-                              out=str(tmp_path), no_progress=True)
-    record = train_text_cli(args)
+    assert main(["train", "--task", "text", "--method", "freelb", "--epochs", "1", "--seed", "1",
+                 "--eps", "0.5", "--freelb-k", "2", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
     saved = json.loads((tmp_path / "text_freelb_seed1.json").read_text())
-    assert saved["full_passes"] == record["full_passes"] == 2 * 4   # K = 2, 4 batches of 32
+    assert saved["full_passes"] == 2 * 4   # K = 2, 4 batches of 32
     assert saved["settings"] == {"K": 2, "alpha": 0.25, "sigma": 0.0, "max_norm": 0.5}
     assert 0 <= saved["pgd_acc"] <= saved["clean_acc"] <= 1

@@ -10,10 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from npadv.data import synthetic_text as syn
-from npadv.data.text import (
-    PAD_ID, UNK_ID, TextFormatError, Vocab, encode_dataset, iterate_text_batches, pad_batch,
-    read_tsv, tokenize, write_tsv,
+from npadv.text import synthetic as syn
+from npadv.text.data import (
+    PAD_ID,
+    UNK_ID,
+    TextFormatError,
+    Vocab,
+    encode_dataset,
+    iterate_text_batches,
+    pad_batch,
+    read_tsv,
+    tokenize,
+    write_tsv,
 )
 
 
@@ -241,7 +249,7 @@ def test_generator_is_deterministic_and_seed_dependent():
     s2, y2 = syn.make_sentiment(300, seed=11)
     s3, y3 = syn.make_sentiment(300, seed=12)
     assert s1 == s2 and y1.tolist() == y2.tolist()
-    assert sum(a != b for a, b in zip(s1, s3)) > 290
+    assert sum(a != b for a, b in zip(s1, s3, strict=True)) > 290
     assert y1.dtype == np.int64 and set(y1.tolist()) <= {0, 1}
     (tr, ytr), (te, yte) = syn.make_sentiment_splits(50, 40, seed=11)
     (tr2, _), (te2, yte2) = syn.make_sentiment_splits(80, 40, seed=11)
@@ -299,7 +307,7 @@ def test_every_sentiment_word_and_connective_is_label_neutral():
     """Each word alone says nothing: its positive rate stays within 4 sd of 1/2."""
     sentences, labels = syn.make_sentiment(6000, seed=4)
     presence: dict[str, list[int]] = {}
-    for s, y in zip(sentences, labels.tolist()):
+    for s, y in zip(sentences, labels.tolist(), strict=True):
         for tok in set(tokenize(s)):
             presence.setdefault(tok, []).append(y)
     words = (list(syn.POSITIVE_WORDS[:syn.DEFAULT_SENTIMENT_WORDS])

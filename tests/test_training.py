@@ -11,6 +11,7 @@ from npadv.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from npadv.cli import main
 from npadv.data import load_mnist_5k
 from npadv.training import Natural, TrainConfig, train
+from npadv.training.method import Method
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_same_seed_bit_identical_and_resume_bit_identical(mnist, tmp_path):
     a, b, c = (npadv.mlp(seed=3) for _ in range(3))
     train(a, Natural(), mnist, config, progress=False)
     train(b, Natural(), mnist, config, progress=False)
-    for wa, wb in zip(_weights(a), _weights(b)):
+    for wa, wb in zip(_weights(a), _weights(b), strict=True):
         assert np.array_equal(wa, wb)
     # the process dies during epoch 2's end-of-epoch work, after epoch 1's checkpoint
     ckpt = tmp_path / "ckpt.npz"
@@ -53,7 +54,7 @@ def test_same_seed_bit_identical_and_resume_bit_identical(mnist, tmp_path):
                     progress=False)
     assert [r["epoch"] for r in history] == [1, 2]
     assert load_checkpoint(ckpt)[1]["epoch"] == 2
-    for wa, wr in zip(_weights(a), _weights(resumed)):
+    for wa, wr in zip(_weights(a), _weights(resumed), strict=True):
         assert np.array_equal(wa, wr)
 
 
@@ -61,21 +62,17 @@ class _Killed(Exception):
     pass
 
 
-class _StopAfter:
-    """Natural training that raises after `epochs` epochs, as if the process were killed."""
+class _StopAfter(Method):
+    """A method that raises after `epochs` epochs, as if the process were killed."""
 
     def __init__(self, method, epochs):
         self.method, self.epochs, self.name = method, epochs, method.name
-        self.epoch_divisor, self.seen = 1, 0
 
     def step(self, *args):
         return self.method.step(*args)
 
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
+    def settings(self):
+        return self.method.settings()      # so that the wrapped method may resume the run
 
     def end_of_epoch(self, model, x, y, epoch):
         if epoch > self.epochs:
@@ -119,17 +116,17 @@ def test_cli_train_resume_and_eval(tmp_path, capsys):
     lines = (out / "log.jsonl").read_text().splitlines()
     record = json.loads(lines[0])
     assert record["epoch"] == 1 and record["full_passes"] == 32 and 0.5 < record["clean_acc"]
-    with pytest.raises(SystemExit, match="exists; use --resume"):
-        main(args)
+    assert main(args) == 2
+    assert "exists; use --resume" in capsys.readouterr().err
     eval_json = tmp_path / "eval.json"
     assert main(["eval", "--checkpoint", str(out / "checkpoint.npz"), "--n", "100",
                  "--attack", "fgsm", "--eps", "0", "0.2", "--no-progress",
                  "--json", str(eval_json)]) == 0
     result = json.loads(eval_json.read_text())
-    assert result["n"] == 100 and len(result["attacks"]) == 2
+    assert result["n"] == 100 and [r["eps"] for r in result["results"]] == [0, 0.2]
     # ε = 0 leaves the accuracy clean; ε = 0.2 on a natural MLP lowers it
-    assert result["attacks"][0]["accuracy"] == result["clean_accuracy"]
-    assert result["attacks"][1]["accuracy"] < result["clean_accuracy"]
+    assert result["results"][0]["robust_accuracy"] == result["clean_accuracy"]
+    assert result["results"][1]["robust_accuracy"] < result["clean_accuracy"]
     assert "worst case" in capsys.readouterr().out
     assert main(["eval", "--checkpoint", str(tmp_path / "missing.npz")]) == 2
 
@@ -137,16 +134,19 @@ def test_cli_train_resume_and_eval(tmp_path, capsys):
 def test_cli_demo_quick_subset_writes_table_and_json(tmp_path, capsys):
     assert main(["demo", "--quick", "--methods", "natural", "yopo", "--no-progress",
                  "--out", str(tmp_path)]) == 0
-    summary = json.loads((tmp_path / "demo.json").read_text())
-    rows = {r["method"]: r for r in summary["results"]}
-    assert set(rows) == {"natural", "YOPO-3-2"}
-    # one epoch of 32 minibatches: natural 1 full pass each; YOPO-3-2 3 full + 6 first-layer
-    assert rows["natural"]["full_passes"] == 32 and rows["natural"]["first_layer_passes"] == 0
-    assert rows["YOPO-3-2"]["full_passes"] == 96
-    assert rows["YOPO-3-2"]["first_layer_passes"] == 192
+    summary = json.loads((tmp_path / "comparison.json").read_text())
+    rows = {r["method"] + ("-ref" if r["reference"] else ""): r for r in summary["rows"]}
+    assert set(rows) == {"natural", "yopo", "pgd-ref"}
+    # 32 minibatches an epoch: natural 1 full pass each; YOPO-5-3 5 full + 15 first-layer
+    nat, yopo = rows["natural"], rows["yopo"]
+    assert nat["full_passes"] == 32 * nat["epochs"] and nat["first_layer_passes"] == 0
+    assert yopo["full_passes"] == 5 * 32 * yopo["epochs"]
+    assert yopo["first_layer_passes"] == 15 * 32 * yopo["epochs"]
     for r in rows.values():
-        assert 0 <= r["robust_acc"] <= r["pgd_acc"] <= r["clean_acc"] <= 1
-    assert "YOPO-3-2" in capsys.readouterr().out
+        assert 0 <= r["robust_acc"] <= r["clean_acc"] <= 1
+    assert rows["pgd-ref"]["robust_acc"] > rows["natural"]["robust_acc"]
+    assert "YOPO-5-3" in capsys.readouterr().out
+    assert (tmp_path / "comparison.png").stat().st_size > 10_000
 
 
 def test_cli_train_text_task(tmp_path, capsys):
@@ -154,5 +154,5 @@ def test_cli_train_text_task(tmp_path, capsys):
                  "--no-progress", "--out", str(tmp_path)]) == 0
     record = json.loads((tmp_path / "text_fgm_seed0.json").read_text())
     assert record["method"] == "fgm" and 0 <= record["clean_acc"] <= 1
-    with pytest.raises(SystemExit, match="use it with --task text"):
-        main(["train", "--method", "fgm", "--no-progress", "--out", str(tmp_path / "x")])
+    assert main(["train", "--method", "fgm", "--no-progress", "--out", str(tmp_path / "x")]) == 2
+    assert "use it with --task text" in capsys.readouterr().err

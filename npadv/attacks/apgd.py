@@ -24,7 +24,8 @@ Checkpoints w_j = ⌈p_j·N_iter⌉ with p₀ = 0, p₁ = 0.22, p_{j+1} = p_j + 
 As in the authors' code, Condition 2 cannot fire at the first checkpoint, after halving
 the gradient at x_max is reused, and x⁽ᵏ⁻¹⁾ is not reset; the next increase of Condition 1
 is then counted against f_max, the loss of the point actually restarted from. Lines 2 and
-6-7 coincide because α = 1 at the first step. Every quantity (η, x_max, f_max, the conditions) is per example.
+6-7 coincide because α = 1 at the first step. Every quantity (η, x_max, f_max, the
+conditions) is per example.
 
 Returned points: each example gets its best iterate, a misclassified one before any
 correctly classified one, else the highest loss. Restarts run only on the examples not yet
@@ -36,11 +37,12 @@ import math
 
 import numpy as np
 
-from .losses import (attack_success, check_attack_inputs, get_loss, input_gradient,
-                     predict)
-from .pgd import Seed, better, check_restarts, restart_rng
+from .arguments import check_attack_inputs, check_restarts
+from .gradients import attack_success, input_gradient, predict
+from .losses import get_loss
 from .projections import per_example, project, steepest_step
 from .projections import random_start as sample_start
+from .restarts import Seed, WorstCase, better, restart_rng
 
 MOMENTUM = 0.75
 
@@ -51,8 +53,7 @@ def checkpoints(steps: int) -> list[int]:
     while p[-1] + max(p[-1] - p[-2] - 0.03, 0.06) <= 1:
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
     w = [math.ceil(pj * steps - 1e-9) for pj in p]   # - 1e-9: 0.41·100 is 41.000000000000007
-    return sorted(set(wj for wj in w if wj <= steps))
-
+    return sorted({wj for wj in w if wj <= steps})
 
 
 class _Best:
@@ -156,16 +157,12 @@ def apgd(model, x: np.ndarray, y: np.ndarray, eps: float, norm: str = "linf", st
     restarts = check_restarts(restarts)
     if eps == 0:                                     # the ball is the point x itself
         return (x.copy(), get_loss(loss)(predict(model, x), y).data) if return_loss else x.copy()
-    best_x, best_loss = x.copy(), np.full(len(x), -np.inf, dtype=x.dtype)
-    best_success = np.zeros(len(x), dtype=bool)
+    worst = WorstCase(x)
     for r in range(restarts):
         start = sample_start(x, eps, norm, restart_rng(rng, r), lo, hi)
-        todo = np.flatnonzero(~best_success)
+        todo = np.flatnonzero(~worst.success)
         if todo.size == 0:
             break
-        x_r, loss_r, success_r = _apgd_run(model, x[todo], y[todo], start[todo], eps, norm,
-                                           steps, loss, rho, early_stop, lo, hi)
-        win = better(success_r, loss_r, best_success[todo], best_loss[todo])
-        best_x[todo[win]], best_loss[todo[win]] = x_r[win], loss_r[win]
-        best_success[todo[win]] = success_r[win]
-    return (best_x, best_loss) if return_loss else best_x
+        worst.keep(todo, *_apgd_run(model, x[todo], y[todo], start[todo], eps, norm, steps,
+                                    loss, rho, early_stop, lo, hi), first=r == 0)
+    return (worst.x, worst.loss) if return_loss else worst.x

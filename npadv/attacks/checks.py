@@ -9,6 +9,16 @@ auto-attack code). Each function returns a list of messages, empty when nothing 
     (c) check_pgd_vs_fgsm     an iterative attack does worse than single-step FGSM
     (d) check_whole_box       accuracy at an ε covering the whole box is not near zero
     (e) check_more_effort     more steps, restarts or a larger ε raise accuracy
+    (f) check_attack_gradients  the gradient of the loss an attack actually followed is
+                              exactly zero or non-finite in many entries
+    (g) check_ce_vs_margin    a cross-entropy attack leaves more than a few points of
+                              examples that a margin-loss attack breaks
+    (h) check_gradient_free   a gradient-free attack breaks more than a few points of
+                              examples that the gradient attacks left robust
+
+(f) and (g) catch what (a) cannot: with very large logits the softmax saturates, the
+cross-entropy gradient underflows to exactly zero while the margin gradient is fine, and a
+cross-entropy attack reports robustness that is not there.
 
 The evaluation (evaluate.py) runs them and issues each message as a
 GradientMaskingWarning. Accuracies here are fractions in [0, 1]; `tol` is the absolute
@@ -18,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .losses import input_gradient, predict
+from .gradients import input_gradient, predict
 from .pgd import pgd
 
 
@@ -65,7 +75,7 @@ def check_pgd_vs_fgsm(results, tol: float = 0.02) -> list[str]:
         if one.name != "fgsm":
             continue
         for it, acc_it in results:
-            if (it.name in ("pgd", "apgd") and it.get("norm") in ("linf", "inf")
+            if (it.name in ("pgd", "apgd") and it.get("norm") == "linf"
                     and it.eps >= one.eps and acc_it > acc_one + tol):
                 messages.append(
                     f"{it.label} is weaker than {one.label} ({acc_it:.1%} vs {acc_one:.1%} "
@@ -92,7 +102,7 @@ def check_more_effort(results, tol: float = 0.02) -> list[str]:
                 continue
             if strong.settings(exclude=_EFFORT) != weak.settings(exclude=_EFFORT):
                 continue
-            more = [s >= w for s, w in zip(_effort(strong), _effort(weak))]
+            more = [s >= w for s, w in zip(_effort(strong), _effort(weak), strict=True)]
             if all(more) and _effort(strong) != _effort(weak) and acc_strong > acc_weak + tol:
                 messages.append(
                     f"{strong.label} gives higher accuracy than {weak.label} "
@@ -116,3 +126,65 @@ def check_whole_box(model, x: np.ndarray, y: np.ndarray, lo: float, hi: float,
         return [f"accuracy is still {accuracy:.1%} under PGD-{steps} with eps={eps:g}, which "
                 f"covers the whole box [{lo:g}, {hi:g}]: the gradients do not lead the attack"]
     return []
+
+
+def check_attack_gradients(model, x: np.ndarray, y: np.ndarray, loss: str, label: str,
+                           max_fraction: float = 0.05) -> list[str]:
+    """(f) Share of input-gradient entries, for the loss `loss` the attack `label` followed,
+    that are exactly zero or non-finite, at x (N, ...), y (N,). Names the likely cause: a
+    saturated softmax when the margin gradient at the same points is fine, else operations
+    without a useful gradient (rounding, quantisation, thresholds)."""
+    if len(x) == 0:
+        return []
+    _, g, logits = input_gradient(model, x, y, loss)
+    flat = g.reshape(len(g), -1)
+    share = float((~np.isfinite(flat) | (flat == 0)).mean())
+    if share <= max_fraction:
+        return []
+    head = (f"{label}: {share:.0%} of the input-gradient entries of its {loss} loss are "
+            f"exactly zero or non-finite (more than {max_fraction:.0%})")
+    if not np.isfinite(logits).all() or not np.isfinite(flat).all():
+        return [f"{head}; the logits or gradients overflow (weights too large?): "
+                "its robust accuracy is not credible"]
+    if loss == "ce":
+        _, g_margin, _ = input_gradient(model, x, y, "cw")
+        margin_flat = g_margin.reshape(len(g_margin), -1)
+        if float((margin_flat == 0).mean()) <= max_fraction:
+            gap = np.sort(logits, axis=1)
+            return [f"{head}, while the margin-loss gradient is not: the softmax saturates "
+                    f"(median top-2 logit gap {np.median(gap[:, -1] - gap[:, -2]):.3g}), so "
+                    "cross-entropy attacks overestimate robustness; use a margin loss "
+                    "(cw, dlr) or the default suite"]
+    return [f"{head}: the model may mask its gradients (non-differentiable or quantising "
+            "operations); gradient attacks are unreliable, trust only gradient-free ones"]
+
+
+def check_ce_vs_margin(ce_label: str, ce_accuracy: float, margin_label: str,
+                       margin_accuracy: float, tol: float = 0.03, cascade: bool = False
+                       ) -> list[str]:
+    """(g) A cross-entropy attack whose accuracy exceeds a margin-loss attack's on the same
+    examples by more than `tol` (a few points) is a poor guide on this model; a saturated
+    softmax is the usual cause. In a cascade the margin stage has already counted those
+    examples, and the message says so."""
+    if ce_accuracy <= margin_accuracy + tol:
+        return []
+    after = ("; the later stages of the cascade already count these examples"
+             if cascade else "; margin-loss attacks (cw, dlr) and the default suite do not")
+    return [f"{ce_label} leaves {ce_accuracy - margin_accuracy:.1%} more examples robust than "
+            f"{margin_label} ({ce_accuracy:.1%} vs {margin_accuracy:.1%}): cross-entropy is a "
+            "poor attack objective for this model (a saturated softmax, i.e. very large "
+            "logits, or masked gradients are the usual causes), so a cross-entropy-only "
+            f"evaluation overestimates its robustness{after}"]
+
+
+def check_gradient_free(gradient_label: str, gradient_accuracy: float, free_label: str,
+                        free_accuracy: float, tol: float = 0.03) -> list[str]:
+    """(h) In a cascade, the gradient-free stage `free_label` should break almost nothing
+    that the gradient stages (ending with `gradient_label`) left: if it lowers accuracy by
+    more than `tol`, the gradients do not lead the attacks (Croce & Hein 2020)."""
+    if gradient_accuracy <= free_accuracy + tol:
+        return []
+    return [f"{free_label}, which uses no gradients, broke {gradient_accuracy - free_accuracy:.1%} "
+            f"of the examples that survived {gradient_label} ({gradient_accuracy:.1%} -> "
+            f"{free_accuracy:.1%}): the model masks its gradients, so gradient attacks "
+            "overestimate its robustness"]

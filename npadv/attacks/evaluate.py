@@ -6,30 +6,68 @@ attack in the list (the worst case per example, not the best attack on average):
 
     robust_i = correct(x_i) ∧ ⋀_a correct(a(x_i))
 
-Attacks are given as specs, `Attack("pgd", eps=0.1, steps=40, restarts=5)`, naming a
-function of npadv.attacks and its settings. The model is put in eval mode for the
-evaluation and its previous modes are restored afterwards. Inputs are processed in batches
-of `batch_size`, so memory stays bounded. The gradient-masking checks of checks.py run on
-the first batch (and over the list of attacks) and are issued as GradientMaskingWarning.
+The default is a cascade in the spirit of AutoAttack's standard suite (Croce & Hein 2020),
+each stage run only on the examples every earlier stage left correct:
+
+    1: APGD-CE        apgd, cross-entropy, 100 steps
+    2: APGD-T         apgd_targeted, targeted DLR over the 9 most likely other classes
+    3: Square         square, gradient-free, 5000 queries (no gradient masking fools it)
+
+The DLR loss of stage 2 ignores the scale of the logits and stage 3 uses no gradient, so
+neither a saturated softmax nor a masked gradient inflates the worst case. SUITES holds
+this "standard" suite and a "quick" one with smaller budgets for short runs.
+
+Attacks can also be given as specs, `Attack("pgd", eps=0.1, steps=40, restarts=5)`, naming
+a function of npadv.attacks and its settings; each then runs on every clean-correct
+example (cascade=True runs them as a cascade instead). The model is put in eval mode for
+the evaluation and its previous modes are restored afterwards. Inputs are processed in
+batches of `batch_size`, so memory stays bounded. The gradient-masking checks of checks.py
+run on the first batch, on the loss each attack actually followed and across the attacks,
+and are issued as GradientMaskingWarning.
 """
 from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from .apgd import apgd
-from .checks import (GradientMaskingWarning, check_eps_monotone, check_gradients,
-                     check_more_effort, check_pgd_vs_fgsm, check_whole_box)
+from .apgd_targeted import apgd_targeted
+from .arguments import check_attack_inputs
+from .checks import (
+    GradientMaskingWarning,
+    check_attack_gradients,
+    check_ce_vs_margin,
+    check_eps_monotone,
+    check_gradient_free,
+    check_gradients,
+    check_more_effort,
+    check_pgd_vs_fgsm,
+    check_whole_box,
+)
 from .fgsm import fgm, fgsm
-from .losses import check_attack_inputs, correct
+from .gradients import correct, predict
 from .pgd import pgd
+from .square import square
 
-ATTACKS = {"fgsm": fgsm, "fgm": fgm, "pgd": pgd, "apgd": apgd}
+ATTACKS = {"fgsm": fgsm, "fgm": fgm, "pgd": pgd, "apgd": apgd, "apgd-t": apgd_targeted,
+           "square": square}
+
+# Named cascades of L∞ attacks: name -> ((attack name, options), ...), run at one ε.
+SUITES: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
+    "standard": (("apgd", {"loss": "ce", "steps": 100}),
+                 ("apgd-t", {"steps": 100, "n_targets": 9}),
+                 ("square", {"n_queries": 5000})),
+    "quick": (("apgd", {"loss": "ce", "steps": 25}),
+              ("apgd-t", {"steps": 25, "n_targets": 3}),
+              ("square", {"n_queries": 500})),
+}
+MARGIN_LOSSES = ("cw", "dlr")
 
 
 class Attack:
@@ -68,12 +106,22 @@ class Attack:
         names = [p for p in params if p not in ("model", "x", "y", "return_loss")]
         return {p: self.get(p) for p in names if p not in exclude}
 
-    def with_eps(self, eps: float) -> "Attack":
+    def with_eps(self, eps: float) -> Attack:
         return Attack(self.name, eps, **self.options)
 
     def run(self, model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Adversarial inputs (N, ...) for x (N, ...), y (N,)."""
         return ATTACKS[self.name](model, x, y, self.eps, **self.options)
+
+    @property
+    def loss(self) -> str | None:
+        """The loss whose input gradient the attack follows; None for a gradient-free one.
+        (APGD-T follows the targeted DLR loss; its untargeted form stands in for it.)"""
+        if self.name == "square":
+            return None
+        if self.name == "apgd-t":
+            return "dlr"
+        return self.get("loss", "ce")
 
     @property
     def label(self) -> str:
@@ -86,19 +134,26 @@ class Attack:
 
 @dataclass
 class EvalReport:
-    """Result of `evaluate`. Accuracies are fractions in [0, 1]."""
+    """Result of `evaluate`. Accuracies are fractions in [0, 1].
+
+    attack_accuracy maps each attack's label to the share of examples correct when clean
+    and under that attack; in a cascade, under that stage and every earlier one (so the
+    values fall stage by stage and the last one is robust_accuracy).
+    """
 
     n: int
     clean_accuracy: float
     robust_accuracy: float
-    attack_accuracy: dict[str, float]      # attack label -> accuracy (clean-correct and
-                                           # correct under that attack)
+    attack_accuracy: dict[str, float]
     robust: np.ndarray                     # (N,) bool, robust under every attack
     warnings: list[str] = field(default_factory=list)
+    cascade: bool = False
 
     def __str__(self) -> str:
         rows = [f"clean accuracy   {self.clean_accuracy:7.2%}  (n = {self.n})"]
-        rows += [f"  {label:<50s} {acc:7.2%}" for label, acc in self.attack_accuracy.items()]
+        prefix = "after " if self.cascade else ""
+        rows += [f"  {prefix + label:<56s} {acc:7.2%}"
+                 for label, acc in self.attack_accuracy.items()]
         rows.append(f"robust accuracy  {self.robust_accuracy:7.2%}  (worst case per example)")
         rows += [f"warning: {w}" for w in self.warnings]
         return "\n".join(rows)
@@ -112,6 +167,15 @@ class AccuracyCurve:
     accuracy: np.ndarray                   # (E,) float in [0, 1]
     clean_accuracy: float
     warnings: list[str] = field(default_factory=list)
+
+
+def suite(name: str, eps: float, lo: float | None = 0.0, hi: float | None = 1.0,
+          seed: int = 0) -> list[Attack]:
+    """The attacks of the named suite (SUITES) at L∞ radius eps, box [lo, hi], seeded."""
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; choose from {sorted(SUITES)}")
+    return [Attack(attack, eps, **options, lo=lo, hi=hi, rng=seed)
+            for attack, options in SUITES[name]]
 
 
 @contextmanager
@@ -138,13 +202,62 @@ def _unique_labels(attacks: Sequence[Attack]) -> list[str]:
     return labels
 
 
-def _run_checks(model, x, y, attacks, accuracies, tol) -> list[str]:
-    """All gradient-masking checks that the given data and attacks allow."""
-    results = list(zip(attacks, accuracies))
-    messages = check_gradients(model, x, y)
-    messages += check_pgd_vs_fgsm(results, tol) + check_more_effort(results, tol)
+def _margin_twin(attack: Attack, num_classes: int) -> Attack | None:
+    """The same attack with a margin loss instead of cross-entropy, if it has a loss option."""
+    if attack.loss != "ce" or attack.name not in ("pgd", "apgd"):
+        return None
+    if attack.name == "apgd" and num_classes < 3:
+        return None
+    margin = "cw" if attack.name == "pgd" else "dlr"
+    return Attack(attack.name, attack.eps, **{**attack.options, "loss": margin})
+
+
+def _run_checks(model, x, y, attacks, accuracies, ran_on, first, cascade, tol, margin_tol
+                ) -> list[str]:
+    """All gradient-masking checks that the first batch x, y and the attacks allow.
+
+    accuracies: each attack's accuracy over the evaluation (cumulative in a cascade);
+    ran_on: for each attack, the indices of x it ran on (in a cascade, those still robust);
+    first: (attacks, len(x)) bool, correct under each attack on the first batch.
+    """
+    messages = check_gradients(model, x, y)                                   # (a)
+    checked = set()
+    for attack, idx in zip(attacks, ran_on, strict=True):                    # (f)
+        if attack.loss is not None and attack.loss not in checked and idx.size:
+            checked.add(attack.loss)
+            messages += check_attack_gradients(model, x[idx], y[idx], attack.loss,
+                                               attack.label)
+    if cascade:                                                               # (g), (h)
+        for i, (ce, acc_ce) in enumerate(zip(attacks, accuracies, strict=True)):
+            if ce.loss != "ce":
+                continue
+            for margin, acc_margin in zip(attacks[i + 1:], accuracies[i + 1:], strict=True):
+                if margin.loss in MARGIN_LOSSES:
+                    messages += check_ce_vs_margin(ce.label, acc_ce, margin.label, acc_margin,
+                                                   margin_tol, cascade=True)
+                    break
+        grad = [i for i, a in enumerate(attacks) if a.loss is not None]
+        free = [i for i, a in enumerate(attacks) if a.loss is None]
+        if grad and free and max(free) > max(grad):
+            last = max(grad)
+            messages += check_gradient_free(attacks[last].label, accuracies[last],
+                                            attacks[max(free)].label, accuracies[max(free)],
+                                            margin_tol)
+    else:
+        results = list(zip(attacks, accuracies, strict=True))
+        messages += check_pgd_vs_fgsm(results, tol) + check_more_effort(results, tol)
+        num_classes = predict(model, x[:1]).shape[1]
+        twins_run = set()
+        for attack, idx, ok in zip(attacks, ran_on, first, strict=True):     # (g)
+            twin = _margin_twin(attack, num_classes)
+            if twin is None or twin.label in twins_run or not idx.size:
+                continue
+            twins_run.add(twin.label)
+            ok_margin = correct(model, twin.run(model, x[idx], y[idx]), y[idx])
+            messages += check_ce_vs_margin(attack.label, ok.mean(), twin.label,
+                                           ok_margin.sum() / len(x), margin_tol)
     lo, hi = (attacks[0].get("lo"), attacks[0].get("hi")) if attacks else (None, None)
-    if lo is not None and hi is not None:
+    if lo is not None and hi is not None:                                     # (d)
         messages += check_whole_box(model, x, y, lo, hi)
     return messages
 
@@ -156,23 +269,39 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="evaluate", unit="attack-batch")
 
 
-def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] = (),
-             batch_size: int = 256, progress: bool = False, checks: bool = True,
-             tol: float = 0.02) -> EvalReport:
+def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | str = "standard",
+             eps: float | None = None, batch_size: int = 256, progress: bool = False,
+             checks: bool = True, tol: float = 0.02, margin_tol: float = 0.03,
+             cascade: bool | None = None) -> EvalReport:
     """Clean, per-attack and robust (worst case over all attacks) accuracy.
 
     Args:
         model: callable Tensor (N, ...) -> logits (N, K); evaluated in eval mode (restored).
-        x: (N, ...) float inputs; y: (N,) int labels.
-        attacks: Attack specs; each runs on every example.
+        x: (N, ...) float inputs in [0, 1] for a named suite; y: (N,) int labels.
+        attacks: a suite name from SUITES ("standard", the default, or "quick"), run as a
+            cascade at L∞ radius eps in the box [0, 1] (for another box pass
+            suite(name, eps, lo, hi) with cascade=True); or Attack specs ([] for clean
+            accuracy only).
+        eps: the radius for a named suite (required then; Attack specs carry their own).
         batch_size: examples per batch (bounds memory).
         progress: show a tqdm progress bar.
         checks: run the gradient-masking checks (on the first batch, and across attacks).
         tol: slack, in accuracy, for the checks that compare two accuracies.
+        margin_tol: how many more points a cross-entropy attack may leave robust than a
+            margin-loss one (and gradient attacks than a gradient-free one) before a warning.
+        cascade: run each attack only on the examples all earlier ones left correct
+            (default: True for a suite, False for Attack specs).
 
     Returns:
         EvalReport; robust_accuracy ≤ each attack's accuracy ≤ clean_accuracy.
     """
+    if isinstance(attacks, str):
+        if eps is None:
+            raise ValueError(f"the {attacks!r} suite needs eps (the L∞ radius)")
+        attacks = suite(attacks, eps)
+        cascade = True if cascade is None else cascade
+    elif eps is not None:
+        raise ValueError("eps goes with a suite name; Attack specs carry their own eps")
     x, y, _, _ = check_attack_inputs(model, x, y, 0.0)
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
@@ -180,22 +309,32 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] = ()
     for a in attacks:
         if not isinstance(a, Attack):
             raise TypeError(f"attacks must be Attack specs, got {type(a).__name__}")
+    cascade = bool(cascade)
     n = len(x)
     clean = np.zeros(n, dtype=bool)
     under = np.zeros((len(attacks), n), dtype=bool)
+    ran_on: list[np.ndarray] = []                  # first batch: where each attack ran
     bar = _progress(-(-n // batch_size) * max(len(attacks), 1), progress)
     with eval_mode(model):
         for s in range(0, n, batch_size):
             xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-            clean[s:s + batch_size] = correct(model, xb, yb)
+            clean[s:s + batch_size] = alive = correct(model, xb, yb)
             for i, attack in enumerate(attacks):
-                under[i, s:s + batch_size] = correct(model, attack.run(model, xb, yb), yb)
+                idx = np.flatnonzero(alive if cascade else clean[s:s + batch_size])
+                if s == 0:
+                    ran_on.append(idx)
+                ok = np.zeros(len(xb), dtype=bool)
+                if idx.size:
+                    ok[idx] = correct(model, attack.run(model, xb[idx], yb[idx]), yb[idx])
+                under[i, s:s + batch_size] = ok
+                if cascade:
+                    alive = ok
                 if bar is not None:
                     bar.update(1)
-        under &= clean
         accuracies = [float(u.mean()) if n else 0.0 for u in under]
         messages = (_run_checks(model, x[:batch_size], y[:batch_size], attacks, accuracies,
-                                tol) if checks and n else [])
+                                ran_on, under[:, :batch_size], cascade, tol, margin_tol)
+                    if checks and n else [])
     if bar is not None:
         bar.close()
     for m in messages:
@@ -203,8 +342,8 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] = ()
     robust = clean & under.all(axis=0)
     return EvalReport(n=n, clean_accuracy=float(clean.mean()) if n else 0.0,
                       robust_accuracy=float(robust.mean()) if n else 0.0,
-                      attack_accuracy=dict(zip(_unique_labels(attacks), accuracies)),
-                      robust=robust, warnings=messages)
+                      attack_accuracy=dict(zip(_unique_labels(attacks), accuracies, strict=True)),
+                      robust=robust, warnings=messages, cascade=cascade)
 
 
 def robust_accuracy_curve(model, x: np.ndarray, y: np.ndarray, eps_list: Sequence[float],
@@ -219,8 +358,8 @@ def robust_accuracy_curve(model, x: np.ndarray, y: np.ndarray, eps_list: Sequenc
     eps = np.asarray(eps_list, dtype=float)
     if eps.ndim != 1 or not eps.size:
         raise ValueError(f"eps_list must be a non-empty 1-D sequence, got {eps_list!r}")
-    report = evaluate(model, x, y, [template.with_eps(e) for e in eps], batch_size, progress,
-                      checks=False)
+    report = evaluate(model, x, y, [template.with_eps(e) for e in eps], batch_size=batch_size,
+                      progress=progress, checks=False)
     accuracy = np.array(list(report.attack_accuracy.values()))
     messages = check_eps_monotone(eps, accuracy, tol)
     for m in messages:

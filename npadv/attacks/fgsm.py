@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .losses import check_attack_inputs, input_gradient
+from .arguments import check_attack_inputs
+from .gradients import input_gradient
 from .projections import project, steepest_step
 
 

@@ -1,4 +1,4 @@
-"""Per-example attack losses, and the input gradient an attack follows.
+"""Per-example attack losses: cross-entropy, the Carlini-Wagner margin and DLR.
 
 Losses map logits z: (N, K) and labels y: (N,) to a Tensor of per-example losses (N,),
 built from npadv ops so that they can be differentiated:
@@ -9,28 +9,20 @@ built from npadv ops so that they can be differentiated:
 
 with π the classes sorted by decreasing logit. cw and dlr are > 0 exactly when the example
 is misclassified; dlr is also invariant to shifting and rescaling the logits.
-
-`input_gradient` evaluates a loss and its gradient with respect to the input without side
-effects on the model: the parameters' `.grad` fields and `requires_grad` flags are as
-before, and the model's train/eval mode is never touched (the model runs in whatever mode
-it is in). `check_attack_inputs` validates the arguments every attack shares.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from .. import functional as F
-from .. import tensor as _tensor
-from ..nn import frozen
-from ..tensor import Tensor, as_tensor, enable_grad
-from .projections import _canonical_norm
+from ..tensor import Tensor, as_tensor
 
 LossFn = Callable[[Tensor, np.ndarray], Tensor]
 
 
-# ---- losses ------------------------------------------------------------------------
+
 def _sorted_classes(z: np.ndarray) -> np.ndarray:
     """Class indices sorted by decreasing logit. z: (N, K) -> (N, K) int64."""
     return np.argsort(-z, axis=1, kind="stable")
@@ -89,101 +81,3 @@ def get_loss(name: str) -> LossFn:
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; choose from {sorted(LOSSES)}")
     return LOSSES[name]
-
-
-# ---- the input gradient, without side effects ------------------------------------------
-def _graph_leaves(root: Tensor, exclude: Tensor) -> list[Tensor]:
-    """Leaf tensors requiring grad that `root` depends on, except `exclude`."""
-    leaves, seen, stack = [], {id(exclude)}, [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if node._vjp is None and node.requires_grad:
-            leaves.append(node)
-        stack.extend(node._parents)
-    return leaves
-
-
-def input_gradient(model, x: np.ndarray, y: np.ndarray, loss: str | LossFn = "ce"
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-example loss at x, its gradient with respect to x, and the logits.
-
-    x: (N, ...) float; y: (N,) int; loss: a name in LOSSES or a function (logits, y) -> (N,).
-    Returns (loss (N,), grad with x's shape and dtype, logits (N, K)). The gradient of the
-    summed loss is taken, so each example's gradient is that of its own loss. A model whose
-    output does not depend differentiably on x gives a zero gradient. No side effects on
-    the model (see the module docstring).
-    """
-    loss_fn = get_loss(loss) if isinstance(loss, str) else loss
-    xt = Tensor(np.array(x), requires_grad=True)
-    with enable_grad(), frozen(model):
-        logits = model(xt)
-        per_example = loss_fn(logits, y)
-        if per_example.requires_grad:
-            leaves = _graph_leaves(per_example, exclude=xt)
-            saved = [(t, t.grad) for t in leaves]
-            try:
-                per_example.sum().backward()
-            finally:
-                for t, grad in saved:
-                    t.grad = grad
-    grad = xt.grad if xt.grad is not None else np.zeros_like(xt.data)
-    return per_example.data.copy(), grad.astype(xt.dtype, copy=False), as_tensor(logits).data
-
-
-def predict(model, x: np.ndarray) -> np.ndarray:
-    """Logits of the model at x, without recording a graph. x: (N, ...) -> (N, K)."""
-    with _tensor.no_grad():
-        return as_tensor(model(Tensor(np.array(x)))).data
-
-
-def correct(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """(N,) bool: the model classifies x correctly (no graph recorded)."""
-    return predict(model, x).argmax(axis=1) == y
-
-
-def attack_success(logits: np.ndarray, y: np.ndarray, targeted: bool = False) -> np.ndarray:
-    """(N,) bool: misclassified (untargeted), or classified as the target y (targeted)."""
-    pred = logits.argmax(axis=1)
-    return pred == y if targeted else pred != y
-
-
-# ---- arguments every attack shares ------------------------------------------------------
-def check_attack_inputs(model, x, y, eps: float, norm: str = "linf", steps: int | None = None,
-                        lo: float | None = None, hi: float | None = None
-                        ) -> tuple[np.ndarray, np.ndarray, float, str]:
-    """Validate an attack's arguments; return (x, y as int64, eps as float, canonical norm).
-
-    Raises ValueError (with the reason) for: x not a float array with a batch axis, NaN or
-    inf in x, x outside [lo, hi], lo > hi, eps negative or not finite, an unknown norm,
-    steps < 0, a y whose length differs from x's, and labels outside the model's classes
-    (checked on the logits of the first example). TypeError for non-integer labels.
-    """
-    if not callable(model):
-        raise TypeError(f"model must be callable, got {type(model).__name__}")
-    x = np.asarray(x)
-    if x.dtype.kind != "f" or x.ndim < 1:
-        raise ValueError(f"x must be a float array (N, ...), got dtype {x.dtype}, shape {x.shape}")
-    if np.isnan(x).any() or np.isinf(x).any():
-        raise ValueError("x contains NaN or inf")
-    y = np.asarray(y)
-    if y.shape != (len(x),):
-        raise ValueError(f"y must have shape ({len(x)},) to match x, got {y.shape}")
-    if not np.isscalar(eps) and np.ndim(eps) != 0:
-        raise ValueError(f"eps must be a scalar, got shape {np.shape(eps)}")
-    eps = float(eps)
-    if not np.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
-    norm = _canonical_norm(norm)
-    if steps is not None and (int(steps) != steps or steps < 0):
-        raise ValueError(f"steps must be an integer >= 0, got {steps}")
-    if lo is not None and hi is not None and lo > hi:
-        raise ValueError(f"empty box: lo = {lo} > hi = {hi}")
-    if (lo is not None and (x < lo).any()) or (hi is not None and (x > hi).any()):
-        raise ValueError(f"x lies outside the box [{lo}, {hi}]; pass lo/hi=None for no box")
-    if len(x):
-        num_classes = predict(model, x[:1]).shape[1]
-        y = F.check_labels(y, num_classes, len(x))
-    return x, y.astype(np.int64), eps, norm

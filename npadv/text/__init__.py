@@ -8,7 +8,7 @@
 
 models.py   TextCNN, BagOfEmbeddings (padding never changes their output)
 methods.py  FGM, PGD-K and FreeLB-K on embeddings, natural; fgm_perturbation, pgd_embedding
-train.py    the text training loop, evaluation under embedding-space L2 PGD, train_text_cli
+train.py    the text training loop, evaluation under embedding-space L2 PGD
 demo.py     run_text_demo: the four methods over seeds on a small training set
 """
 from .demo import run_text_demo
@@ -30,7 +30,6 @@ from .train import (
     full_passes,
     make_text_task,
     train_text,
-    train_text_cli,
 )
 
 __all__ = [
@@ -53,5 +52,4 @@ __all__ = [
     "text_cnn",
     "text_method",
     "train_text",
-    "train_text_cli",
 ]

@@ -1,7 +1,7 @@
 """`npadv demo --task text`: natural, FGM, PGD-3 and FreeLB-3 on embeddings, 3 seeds.
 
 The task (npadv.text.train.DEFAULT_TASK): the synthetic sentiment sentences of
-npadv.data.synthetic_text, forms `single` and `contrast` in equal parts, 6 sentiment words
+npadv.text.synthetic, forms `single` and `contrast` in equal parts, 6 sentiment words
 per polarity, 1,000 training and 1,000 test sentences. The label depends on word order
 (negation, "but"), so a bag of words is at chance; a naturally trained TextCNN reaches
 about 0.68 on the test set while fitting the training set exactly (training accuracy 1.0,
@@ -115,7 +115,8 @@ def run_text_demo(quick: bool = False, seeds: int = 3, out: str | None = "runs/t
                           flush=True)
             mine = [r for r in runs if r["method"] == name]
             natural = [r for r in runs if r["method"] == "natural"]
-            gain = _mean_std([r["clean_acc"] - n["clean_acc"] for r, n in zip(mine, natural, strict=True)])
+            gain = _mean_std([r["clean_acc"] - n["clean_acc"]
+                              for r, n in zip(mine, natural, strict=True)])
             clean = _mean_std([r["clean_acc"] for r in mine])
             robust = _mean_std([r["pgd_acc"] for r in mine])
             summary[name] = {

@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import functional as F
 from ..attacks.fgsm import l2_normalize
-from ..attacks.losses import input_gradient
+from ..attacks.gradients import input_gradient
 from ..attacks.projections import norm_per_example, per_example, project, steepest_step
 from ..tensor import Tensor, as_tensor
 from ..training.freelb import freelb_step

@@ -46,16 +46,6 @@ from ..nn import Conv2d, Embedding, Linear, Module
 from ..tensor import DEFAULT_DTYPE, Tensor, as_tensor
 
 
-def concat(tensors: Sequence[Tensor], axis: int = -1) -> Tensor:
-    """np.concatenate of Tensors along `axis`; the gradient is split back into the pieces."""
-    tensors = [as_tensor(t) for t in tensors]
-    axis = axis % tensors[0].ndim
-    sizes = [t.shape[axis] for t in tensors]
-    cuts = np.cumsum(sizes)[:-1]
-    data = np.concatenate([t.data for t in tensors], axis=axis)
-    return Tensor.from_op(data, tensors, lambda g: tuple(np.split(g, cuts, axis=axis)))
-
-
 def window_mask(mask: np.ndarray, k: int) -> np.ndarray:
     """Which windows of a wide convolution of width k contain a real token.
 
@@ -117,7 +107,7 @@ class TextCNN(Module):
             h = ops.relu(getattr(self, f"conv{k}")(x))                      # 2: (B, F, 1, T+k−1)
             h = h * window_mask(mask, k)[:, None, None, :]                  # 3
             pooled.append(ops.max(h, axis=(2, 3)))                          # 4: (B, F)
-        z = pooled[0] if len(pooled) == 1 else concat(pooled, axis=1)
+        z = pooled[0] if len(pooled) == 1 else ops.concat(pooled, axis=1)
         return self.classifier(z)                                           # 5
 
     def forward(self, ids: np.ndarray, mask: np.ndarray) -> Tensor:

@@ -17,23 +17,21 @@ Timing: wall-clock seconds (time.perf_counter) and user CPU seconds of this proc
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .. import optim
 from ..cost import CostMeter, cost
-from ..data.synthetic_text import make_sentiment_splits
-from ..data.text import Vocab, encode_dataset, iterate_text_batches, tokenize
 from ..tensor import no_grad
-from .methods import TEXT_METHODS, TextStep, pgd_embedding, text_method
+from .data import Vocab, encode_dataset, iterate_text_batches, tokenize
+from .methods import TEXT_METHODS, TextStep, pgd_embedding
 from .models import bag_of_embeddings, text_cnn
+from .synthetic import make_sentiment_splits
 
 # The synthetic task of the demo and the CLI: 1,000 training sentences of the `single` and
 # `contrast` forms with 6 sentiment words per polarity. Measured with a natural TextCNN
@@ -59,7 +57,7 @@ class TextTask:
 def make_text_task(n_train: int = 1000, n_test: int = 1000, data_seed: int = 0,
                    form_weights: Mapping[str, float] | None = None,
                    n_sentiment_words: int = 6) -> TextTask:
-    """The synthetic sentiment task (npadv.data.synthetic_text), vocabulary from the
+    """The synthetic sentiment task (npadv.text.synthetic), vocabulary from the
     training sentences only (test words never seen in training become <unk>)."""
     (s_tr, y_tr), (s_te, y_te) = make_sentiment_splits(
         n_train, n_test, seed=data_seed, form_weights=form_weights,
@@ -213,51 +211,3 @@ def method_settings(method: str, eps: float | None = None, steps: int | None = N
                 "sigma": 0.0 if adv_init_mag is None else float(adv_init_mag),
                 "max_norm": eps if adv_max_norm is None else float(adv_max_norm)}
     raise ValueError(f"unknown text method {method!r}; use one of {TEXT_METHODS}")
-
-
-def _arg(args, name: str, default=None):
-    value = getattr(args, name, None)
-    return default if value is None else value
-
-
-def train_text_cli(args) -> dict:
-    """`npadv train --task text`: train one method on the synthetic task, evaluate, save JSON.
-
-    args: an argparse Namespace with task, method, epochs, batch_size, lr, seed, eps, steps,
-    alpha, freelb_k, adv_lr, adv_init_mag, adv_max_norm, out, no_progress; any may be
-    missing or None (→ the defaults of TextTrainConfig, method_settings and DEFAULT_TASK).
-    Writes <out>/text_<method>_seed<seed>.json when out is given. Returns the record.
-    """
-    task_name = _arg(args, "task", "text")
-    if task_name != "text":
-        raise ValueError(f"train_text_cli handles --task text, got {task_name!r}")
-    method = _arg(args, "method", "natural")
-    settings = method_settings(method, _arg(args, "eps"), _arg(args, "steps"),
-                               _arg(args, "alpha"), _arg(args, "freelb_k"),
-                               _arg(args, "adv_lr"), _arg(args, "adv_init_mag"),
-                               _arg(args, "adv_max_norm"))
-    defaults = TextTrainConfig()
-    eps = float(_arg(args, "eps", DEFAULT_EPS))
-    config = TextTrainConfig(epochs=int(_arg(args, "epochs", defaults.epochs)),
-                             batch_size=int(_arg(args, "batch_size", defaults.batch_size)),
-                             lr=float(_arg(args, "lr", defaults.lr)),
-                             seed=int(_arg(args, "seed", defaults.seed)), eval_eps=eps)
-    progress = not _arg(args, "no_progress", False)
-    task = make_text_task(**DEFAULT_TASK)
-    model = build_text_model("cnn", len(task.vocab), seed=config.seed)
-    with one_blas_thread():
-        result = train_text(model, text_method(method, **settings), task, config, progress,
-                            desc=method)
-    record = {"task": "text", "method": method, "settings": settings,
-              "config": asdict(config), "data": task.settings, "model": repr(model), **result}
-    print(f"text {method}: clean test accuracy {result['clean_acc']:.3f}, "
-          f"L2 PGD-{config.eval_steps} (ε = {eps:g}) accuracy {result['pgd_acc']:.3f}, "
-          f"{result['full_passes']} full passes, {result['train_time']:.1f} s "
-          f"({result['train_cpu']:.1f} s CPU)")
-    out = _arg(args, "out")
-    if out:
-        path = Path(out) / f"text_{method}_seed{config.seed}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2))
-        print(f"wrote {path}")
-    return record

@@ -1,4 +1,4 @@
-"""Pieces every training method shares: one pass, and the input gradient."""
+"""Pieces the training methods share: one pass, the input gradient, and the box."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,3 +23,17 @@ def loss_and_input_grad(model, x: np.ndarray, y: np.ndarray) -> tuple[float, np.
     loss = F.cross_entropy(model(xt), y)
     loss.backward()
     return float(loss.data), xt.grad
+
+
+def clip_box(v: np.ndarray, lo, hi) -> np.ndarray:
+    """v clipped to [lo, hi]; lo and hi are numbers, arrays or None (no bound on that side)."""
+    return v if lo is None and hi is None else np.clip(v, lo, hi)
+
+
+def box_delta(delta: np.ndarray, x: np.ndarray, lo: float | None, hi: float | None
+              ) -> np.ndarray:
+    """δ clipped to [lo − x, hi − x], so that x + δ is in range.
+
+    Each entry only moves towards 0, so neither |δ| nor a per-example norm of δ grows.
+    """
+    return clip_box(delta, None if lo is None else lo - x, None if hi is None else hi - x)

@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..attacks.losses import input_gradient
+from ..attacks.gradients import input_gradient
 from ..attacks.pgd import pgd
 from ..attacks.projections import project, random_start
 from ..tensor import Tensor, no_grad
 from .common import loss_backward
+from .method import Method, StepFollowsEps
 
 
-class FastAT:
+class FastAT(StepFollowsEps, Method):
     """FGSM-RS adversarial training with the catastrophic-overfitting guard.
 
     Attributes:
@@ -50,7 +51,6 @@ class FastAT:
     """
 
     name = "fast"
-    epoch_divisor = 1
 
     def __init__(self, eps: float, alpha: float | None = None, lo: float | None = 0.0,
                  hi: float | None = 1.0, guard: bool = True, guard_margin: float = 0.2,
@@ -60,17 +60,13 @@ class FastAT:
         if eps < 0:
             raise ValueError(f"eps must be >= 0, got {eps}")
         self.eps, self.lo, self.hi = eps, lo, hi
-        self.alpha_ratio = alpha / eps if alpha is not None and eps > 0 else 1.25
+        self.set_alpha(alpha, 1.25)
         self.guard, self.guard_margin, self.guard_n = guard, guard_margin, guard_n
         self.guard_steps, self.guard_seed = guard_steps, guard_seed
         self.guard_eps = eps if guard_eps is None else guard_eps
         self.best_acc = -np.inf
         self.best_epoch = 0
         self.best_weights: dict[str, np.ndarray] | None = None
-
-    @property
-    def alpha(self) -> float:
-        return self.alpha_ratio * self.eps
 
     def step(self, model, optimizer, x: np.ndarray, y: np.ndarray,
              rng: np.random.Generator) -> float:

@@ -22,9 +22,10 @@ from .. import functional as F
 from ..attacks.projections import project
 from ..tensor import Tensor
 from .common import loss_backward
+from .method import Method
 
 
-class FGSMAT:
+class FGSMAT(Method):
     """FGSM adversarial training with the clean/adversarial mix c.
 
     Attributes:
@@ -34,7 +35,6 @@ class FGSMAT:
     """
 
     name = "fgsm"
-    epoch_divisor = 1
 
     def __init__(self, eps: float, c: float = 0.5, lo: float | None = 0.0,
                  hi: float | None = 1.0):
@@ -60,9 +60,3 @@ class FGSMAT:
         adv = loss_backward(model, x_adv, y, scale=1 - c)                    # 4: ∇_θ (1−c)·L
         optimizer.step()                                                       # 5
         return c * float(clean.data) + (1 - c) * adv
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        pass

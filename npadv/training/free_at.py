@@ -29,19 +29,11 @@ import numpy as np
 
 from .. import functional as F
 from ..tensor import Tensor
+from .common import box_delta, clip_box
+from .method import Method
 
 
-def _box(v: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
-    """v clipped to [lo, hi] (None = no bound on that side)."""
-    return v if lo is None and hi is None else np.clip(v, lo, hi)
-
-
-def _box_delta(d: np.ndarray, x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
-    """d clipped to [lo − x, hi − x], so x + d is in range; |d| never grows (no rounding up)."""
-    return _box(d, None if lo is None else lo - x, None if hi is None else hi - x)
-
-
-class FreeAT:
+class FreeAT(Method):
     """Free-m adversarial training (L∞).
 
     Attributes:
@@ -86,14 +78,14 @@ class FreeAT:
         delta = self._delta_for(x)
         losses = []
         for _ in range(self.replays):                                    # 4
-            xt = Tensor(_box(x + delta[:B], self.lo, self.hi), requires_grad=True)
+            xt = Tensor(clip_box(x + delta[:B], self.lo, self.hi), requires_grad=True)
             optimizer.zero_grad()
             loss = F.cross_entropy(model(xt), y)                         # 5: one pass at x + δ
             loss.backward()                                              # 5: g_θ and g_δ
             optimizer.step()                                             # 6: θ ← θ − τ·g_θ
             g_delta = xt.grad                                            # 5: g_δ
             d = np.clip(delta[:B] + eps * np.sign(g_delta), -eps, eps)   # 7: clip to [−ε, ε]
-            delta[:B] = _box_delta(d, x, self.lo, self.hi)               # 7: x + δ in range
+            delta[:B] = box_delta(d, x, self.lo, self.hi)               # 7: x + δ in range
             losses.append(float(loss.data))
         return float(np.mean(losses))
 

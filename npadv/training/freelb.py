@@ -43,19 +43,10 @@ import numpy as np
 from .. import functional as F
 from ..attacks.projections import norm_per_example, per_example
 from ..tensor import Tensor, as_tensor
+from .common import box_delta
+from .method import Method
 
 Perturbable = np.ndarray | Tensor | Callable[[], Tensor]
-
-
-
-def _box(delta: np.ndarray, e: np.ndarray, lo, hi) -> np.ndarray:
-    """δ clipped to [lo − e, hi − e], so e + δ is in range (unchanged when both are None).
-
-    Each entry only moves towards 0, so per-example norms never grow.
-    """
-    if lo is None and hi is None:
-        return delta
-    return np.clip(delta, None if lo is None else lo - e, None if hi is None else hi - e)
 
 
 def freelb_step(head, e: Perturbable, y: np.ndarray, optimizer, K: int, alpha: float,
@@ -104,7 +95,7 @@ def freelb_step(head, e: Perturbable, y: np.ndarray, optimizer, K: int, alpha: f
             raise ValueError("FreeLB with sigma > 0 needs an rng for the random start")
         magnitude = per_example(sigma / np.sqrt(count), ndim)
         delta = (rng.uniform(-1.0, 1.0, size=shape) * keep * magnitude).astype(e_t.dtype)
-        delta = _box(delta, e_t.data, lo, hi)
+        delta = box_delta(delta, e_t.data, lo, hi)
 
     optimizer.zero_grad()                                                           # 2: g ← 0
     losses = []
@@ -124,12 +115,12 @@ def freelb_step(head, e: Perturbable, y: np.ndarray, optimizer, K: int, alpha: f
             size = norm_per_example(delta, "l2")
             shrink = np.where(size > max_norm, max_norm / np.maximum(size, 1e-30), 1.0)
             delta = delta * per_example(shrink, ndim).astype(delta.dtype)
-        delta = _box(delta, e_t.data, lo, hi)
+        delta = box_delta(delta, e_t.data, lo, hi)
     optimizer.step()                                                                # 7
     return float(np.mean(losses))
 
 
-class FreeLB:
+class FreeLB(Method):
     """FreeLB-K on pixels (the whole model is the head, x the perturbed input).
 
     Attributes:
@@ -143,7 +134,6 @@ class FreeLB:
     """
 
     name = "freelb"
-    epoch_divisor = 1
 
     def __init__(self, K: int = 3, alpha: float = 0.5, sigma: float = 0.0,
                  max_norm: float = 0.0, lo: float | None = 0.0, hi: float | None = 1.0):
@@ -160,9 +150,3 @@ class FreeLB:
         """One minibatch. x: (B, ...) float in [lo, hi]; y: (B,) int. Returns the mean loss."""
         return freelb_step(model, x, y, optimizer, self.K, self.alpha, self.sigma,
                            self.max_norm, rng, lo=self.lo, hi=self.hi)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        pass

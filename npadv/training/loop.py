@@ -5,10 +5,15 @@
         lr ← schedule(epoch + i / batches);  ε ← ramp(epoch + i / batches)
         loss ← method.step(model, optimizer, x, y, rng(seed, epoch, i))
       evaluate clean and PGD accuracy on a fixed evaluation subset
-      log a JSON line; checkpoint atomically; stop if method.end_of_epoch says so
+      checkpoint atomically; append a JSON line to the log; stop if method.end_of_epoch says so
 
 Everything random is derived from (seed, epoch, batch index), and the optimiser and
-method states are checkpointed, so a resumed run is bit-identical to an uninterrupted one.
+method states are checkpointed, so a resumed run is bit-identical to an uninterrupted one
+(for the same BLAS thread count: a different one may change the rounding of matmuls).
+A resume is refused when a setting differs from the checkpoint's, except more epochs under
+the constant schedule, the one schedule whose past does not depend on the run's length.
+A loss that is not finite or above MAX_LOSS stops training (TrainingDiverged) before
+anything is saved, so a diverged model never replaces a good checkpoint.
 """
 from __future__ import annotations
 
@@ -21,11 +26,24 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import optim
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..attacks.gradients import correct
+from ..attacks.pgd import pgd
+from ..checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from ..cost import cost
 from ..data.batches import Batches
 from ..functional import check_labels
-from ..tensor import Tensor, no_grad
+from ..nn import evaluating
+from .method import Method
+
+MAX_LOSS = 1e3   # mean cross-entropy; chance level on 10 classes is ln 10 ≈ 2.3
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or the weights left the finite, bounded range; the message says where."""
+
+
+class ResumeError(ValueError):
+    """A run cannot continue from its checkpoint; the message says why."""
 
 
 @dataclass
@@ -46,6 +64,20 @@ class TrainConfig:
     eval_steps: int = 10
     eval_restarts: int = 1
     extra: dict = field(default_factory=dict)  # free-form, recorded in logs and checkpoints
+
+    def __post_init__(self):
+        checks = [("epochs", self.epochs >= 1), ("batch_size", self.batch_size >= 1),
+                  ("lr", np.isfinite(self.lr) and self.lr > 0),
+                  ("momentum", 0 <= self.momentum < 1),
+                  ("weight_decay", np.isfinite(self.weight_decay) and self.weight_decay >= 0),
+                  ("eps_ramp", np.isfinite(self.eps_ramp) and self.eps_ramp >= 0),
+                  ("eval_size", self.eval_size >= 1),
+                  ("eval_eps", np.isfinite(self.eval_eps) and self.eval_eps >= 0),
+                  ("eval_steps", self.eval_steps >= 0), ("eval_restarts", self.eval_restarts >= 1)]
+        bad = [name for name, ok in checks if not ok]
+        if bad:
+            name = bad[0]
+            raise ValueError(f"{name} = {getattr(self, name)!r} is out of range")
 
 
 def make_optimizer(model, config: TrainConfig) -> optim.Optimizer:
@@ -72,28 +104,18 @@ def make_schedule(config: TrainConfig, epochs: int):
 
 def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> float:
     """Clean accuracy of model on (x, y), in eval mode (the mode is restored)."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    with no_grad():
-        for i in range(0, len(x), batch_size):
-            logits = model(Tensor(x[i:i + batch_size])).data
-            correct += int((logits.argmax(axis=1) == y[i:i + batch_size]).sum())
-    model.train(was_training)
-    return correct / max(len(x), 1)
+    with evaluating(model):
+        hits = [correct(model, x[i:i + batch_size], y[i:i + batch_size])
+                for i in range(0, len(x), batch_size)]
+    return float(np.concatenate(hits).mean()) if hits else 0.0
 
 
 def pgd_accuracy(model, x, y, eps: float, steps: int = 10, restarts: int = 1,
                  seed: int = 0, lo=0.0, hi=1.0) -> float:
     """Accuracy under L∞ PGD (random start, α = 2.5ε/steps), model in eval mode."""
-    from ..attacks.pgd import pgd
-
-    was_training = model.training
-    model.eval()
-    x_adv = pgd(model, x, y, eps, steps=steps, restarts=restarts, rng=seed, lo=lo, hi=hi)
-    acc = accuracy(model, x_adv, y)
-    model.train(was_training)
-    return acc
+    with evaluating(model):
+        x_adv = pgd(model, x, y, eps, steps=steps, restarts=restarts, rng=seed, lo=lo, hi=hi)
+    return accuracy(model, x_adv, y)
 
 
 def check_training_data(x: np.ndarray, y: np.ndarray, num_classes: int = 10) -> np.ndarray:
@@ -107,97 +129,186 @@ def check_training_data(x: np.ndarray, y: np.ndarray, num_classes: int = 10) -> 
     return check_labels(y, num_classes, len(y))
 
 
-def _checkpoint_parts(model, optimizer, method):
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "method": method.state_dict()}
+@dataclass
+class Run:
+    """One training run: what the loop needs from step to step, and where it writes."""
+
+    model: object
+    method: Method
+    config: TrainConfig
+    train_set: tuple[np.ndarray, np.ndarray]
+    eval_set: tuple[np.ndarray, np.ndarray]
+    model_name: str = "model"
+    log_path: Path | None = None
+    checkpoint_path: Path | None = None
+    lo: float | None = 0.0
+    hi: float | None = 1.0
+    progress: bool = True
+
+    def __post_init__(self):
+        self.epochs = max(1, self.config.epochs // self.method.epoch_divisor)
+        self.batches = Batches(*self.train_set, self.config.batch_size, seed=self.config.seed)
+        self.optimizer = make_optimizer(self.model, self.config)
+        self.schedule = make_schedule(self.config, self.epochs)
+        self.eps_target = self.method.eps
+        self.settings = {"model": self.model_name, "method": self.method.name,
+                         "method_settings": self.method.settings(),
+                         "config": asdict(self.config)}
 
 
-def train(model, method, data, config: TrainConfig, log_path=None, checkpoint_path=None,
-          resume: bool = False, progress: bool = True, model_name: str = "model",
-          num_classes: int = 10, lo: float | None = 0.0, hi: float | None = 1.0) -> list[dict]:
+def train(model, method: Method, data, config: TrainConfig, log_path=None,
+          checkpoint_path=None, resume: bool = False, progress: bool = True,
+          model_name: str = "model", num_classes: int = 10, lo: float | None = 0.0,
+          hi: float | None = 1.0) -> list[dict]:
     """Train `model` with `method` on data = (x_train, y_train, x_test, y_test).
 
-    Writes one JSON line per epoch to `log_path` and a checkpoint to `checkpoint_path`
-    after every epoch. With resume=True and an existing checkpoint, continues from it.
-    Returns the per-epoch records.
+    After every epoch, writes a checkpoint to `checkpoint_path`, then one JSON line to
+    `log_path`. With resume=True, continues from the checkpoint, which must exist and
+    match these settings (see the module docstring). Returns the per-epoch records.
     """
     x_train, y_train, x_test, y_test = data
     y_train = check_training_data(x_train, y_train, num_classes)
-    x_eval, y_eval = x_test[:config.eval_size], np.asarray(y_test[:config.eval_size])
-    epochs = max(1, config.epochs // getattr(method, "epoch_divisor", 1))
-    batches = Batches(x_train, y_train, config.batch_size, seed=config.seed)
-    optimizer = make_optimizer(model, config)
-    schedule = make_schedule(config, epochs)
-    eps_target = getattr(method, "eps", None)
+    n = config.eval_size
+    run = Run(model, method, config, (x_train, y_train), (x_test[:n], np.asarray(y_test[:n])),
+              model_name, _path(log_path), _path(checkpoint_path), lo, hi, progress)
+    history = resume_run(run) if resume else []
+    while len(history) < run.epochs and not (history and history[-1].get("stopped")):
+        epoch = len(history)
+        losses, seconds, meter = train_one_epoch(run, epoch)
+        record = evaluate_epoch(run, epoch, losses, seconds, meter, history)
+        history.append(record)
+        save_run(run, history)
+        append_log(run, record)
+    return history
 
-    history: list[dict] = []
-    start = 0
-    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
-        parts, meta = load_checkpoint(checkpoint_path)
-        if meta.get("model") != model_name or meta.get("method") != method.name:
-            raise ValueError(f"checkpoint {checkpoint_path} is for model {meta.get('model')!r} "
-                             f"and method {meta.get('method')!r}, not {model_name!r} and "
-                             f"{method.name!r}")
-        model.load_state_dict(parts["model"])
-        optimizer.load_state_dict(parts["optimizer"])
-        method.load_state_dict(parts.get("method", {}))
-        history, start = meta["history"], meta["epoch"]
-        if meta.get("stopped"):
-            return history
 
+def _path(p) -> Path | None:
+    return None if p is None else Path(p)
+
+
+def resume_run(run: Run) -> list[dict]:
+    """Load the run's checkpoint into model, optimiser and method; return its history.
+
+    Refuses a missing checkpoint and any setting that differs from the stored one (more
+    epochs under the constant schedule excepted). Rewrites the log from the checkpoint's
+    history, so an interrupted epoch leaves neither a duplicate nor a gap.
+    """
+    path = run.checkpoint_path
+    if path is None or not path.exists():
+        raise ResumeError(f"nothing to resume: no checkpoint at {path}")
+    parts, meta = load_checkpoint(path, required=("model", "method", "epoch", "history"))
+    _check_same_settings(run, meta, path)
+    load_weights(run.model, parts.get("model", {}), f"checkpoint {path}")
+    try:
+        run.optimizer.load_state_dict(parts.get("optimizer", {}))
+        run.method.load_state_dict(parts.get("method", {}))
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: optimiser or method state: {e}") from e
+    history = meta["history"][:meta["epoch"]]
+    if run.log_path is not None:               # the log says what the checkpoint says
+        run.log_path.write_text("".join(json.dumps(r) + "\n" for r in history))
+    return history
+
+
+def _check_same_settings(run: Run, meta: dict, path: Path) -> None:
+    stored = {"model": meta.get("model"), "method": meta.get("method"),
+              "method_settings": meta.get("method_settings", run.settings["method_settings"]),
+              "config": meta.get("config", {})}
+    diffs = []
+    for group in ("model", "method"):
+        if stored[group] != run.settings[group]:
+            diffs.append(f"{group} {stored[group]!r} → {run.settings[group]!r}")
+    for group in ("method_settings", "config"):
+        old, new = stored[group], run.settings[group]
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) == new.get(key) or (key == "epochs" and _may_extend(run, old)):
+                continue
+            diffs.append(f"{key} {old.get(key)!r} → {new.get(key)!r}")
+    if diffs:
+        raise ResumeError(f"cannot resume from {path}: settings differ ({'; '.join(diffs)}); "
+                          "start a new run with another output folder")
+
+
+def _may_extend(run: Run, old_config: dict) -> bool:
+    """More epochs may continue a run only under the constant schedule (and never fewer)."""
+    return run.config.schedule == "constant" and run.config.epochs >= old_config.get("epochs", 0)
+
+
+def train_one_epoch(run: Run, epoch: int):
+    """One pass over the training set. Returns (losses, seconds, cost meter)."""
+    model, method, config, batches = run.model, run.method, run.config, run.batches
+    model.train()
+    losses = []
+    t0 = time.perf_counter()
+    bar = tqdm(batches.epoch(epoch), total=len(batches), disable=not run.progress,
+               desc=f"{method.name} {epoch + 1}/{run.epochs}", leave=False)
+    with cost() as meter:
+        for i, (xb, yb) in enumerate(bar):
+            t = epoch + i / len(batches)
+            run.optimizer.lr = run.schedule(t)
+            if run.eps_target is not None and config.eps_ramp > 0:
+                method.eps = run.eps_target * min(1.0, t / config.eps_ramp)
+            rng = np.random.default_rng([config.seed, epoch, i])
+            losses.append(method.step(model, run.optimizer, xb, yb, rng))
+            _check_diverged(run, losses[-1], epoch, i)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    return losses, time.perf_counter() - t0, meter
+
+
+def _check_diverged(run: Run, loss: float, epoch: int, i: int) -> None:
+    if np.isfinite(loss) and loss <= MAX_LOSS:
+        return
+    raise TrainingDiverged(
+        f"training diverged at epoch {epoch + 1}, step {i + 1}: loss {loss:.4g} "
+        f"(lr {run.optimizer.lr:.4g}); try a smaller lr. The last checkpoint is kept.")
+
+
+def evaluate_epoch(run: Run, epoch: int, losses, seconds: float, meter, history) -> dict:
+    """The epoch's record: loss, time and cost so far, clean (and PGD) accuracy."""
+    model, method, config = run.model, run.method, run.config
+    if not all(np.isfinite(p.data).all() for p in model.parameters()):
+        raise TrainingDiverged(f"training diverged in epoch {epoch + 1}: the weights are not "
+                               "finite; try a smaller lr. The last checkpoint is kept.")
     totals = history[-1] if history else {"time": 0.0, "full_passes": 0,
                                           "first_layer_passes": 0, "gflops": 0.0}
-    for epoch in range(start, epochs):
-        model.train()
-        losses = []
-        t0 = time.perf_counter()
-        bar = tqdm(batches.epoch(epoch), total=len(batches), disable=not progress,
-                   desc=f"{method.name} {epoch + 1}/{epochs}", leave=False)
-        with cost() as meter:
-            for i, (xb, yb) in enumerate(bar):
-                t = epoch + i / len(batches)
-                optimizer.lr = schedule(t)
-                if eps_target is not None and config.eps_ramp > 0:
-                    method.eps = eps_target * min(1.0, t / config.eps_ramp)
-                rng = np.random.default_rng([config.seed, epoch, i])
-                losses.append(method.step(model, optimizer, xb, yb, rng))
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        seconds = time.perf_counter() - t0
-        if not np.isfinite(losses).all():
-            raise FloatingPointError(f"training loss became NaN/inf in epoch {epoch + 1}")
+    x_eval, y_eval = run.eval_set
+    record = {
+        "epoch": epoch + 1, "method": method.name, "loss": float(np.mean(losses)),
+        "lr": run.optimizer.lr, "eps": method.eps,
+        "epoch_time": seconds, "time": totals["time"] + seconds,
+        "full_passes": totals["full_passes"] + meter.full_passes(model),
+        "first_layer_passes": totals["first_layer_passes"] + meter.first_layer_passes(model),
+        "gflops": totals["gflops"] + meter.flops / 1e9,
+        "clean_acc": accuracy(model, x_eval, y_eval),
+    }
+    if config.eval_eps > 0:
+        record["robust_acc"] = pgd_accuracy(model, x_eval, y_eval, config.eval_eps,
+                                            config.eval_steps, config.eval_restarts,
+                                            seed=config.seed, lo=run.lo, hi=run.hi)
+    reason = method.end_of_epoch(model, *run.train_set, epoch + 1)
+    if reason:
+        record["stopped"] = reason
+        record["clean_acc_after_stop"] = accuracy(model, x_eval, y_eval)
+    return record
 
-        record = {
-            "epoch": epoch + 1, "method": method.name, "loss": float(np.mean(losses)),
-            "lr": optimizer.lr, "eps": getattr(method, "eps", None),
-            "epoch_time": seconds, "time": totals["time"] + seconds,
-            "full_passes": totals["full_passes"] + meter.full_passes(model),
-            "first_layer_passes": totals["first_layer_passes"] + meter.first_layer_passes(model),
-            "gflops": totals["gflops"] + meter.flops / 1e9,
-            "clean_acc": accuracy(model, x_eval, y_eval),
-        }
-        if config.eval_eps > 0:
-            record["robust_acc"] = pgd_accuracy(model, x_eval, y_eval, config.eval_eps,
-                                                config.eval_steps, config.eval_restarts,
-                                                seed=config.seed, lo=lo, hi=hi)
-        reason = None
-        if hasattr(method, "end_of_epoch"):
-            reason = method.end_of_epoch(model, x_train, y_train, epoch + 1)
-        if reason:
-            record["stopped"] = reason
-            record["clean_acc_after_stop"] = accuracy(model, x_eval, y_eval)
-        history.append(record)
-        totals = record
-        if log_path is not None:
-            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-            with open(log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        if checkpoint_path is not None:
-            meta = {"model": model_name, "method": method.name, "epoch": epoch + 1,
-                    "config": asdict(config), "history": history, "stopped": reason}
-            save_checkpoint(checkpoint_path, _checkpoint_parts(model, optimizer, method), meta)
-        if progress:
-            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()}
-            tqdm.write(json.dumps(shown))
-        if reason:
-            break
-    return history
+
+def save_run(run: Run, history: list[dict]) -> None:
+    """Checkpoint model, optimiser and method with the settings and the history so far."""
+    if run.checkpoint_path is None:
+        return
+    parts = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+             "method": run.method.state_dict()}
+    meta = {**run.settings, "epoch": len(history), "history": history,
+            "stopped": history[-1].get("stopped")}
+    save_checkpoint(run.checkpoint_path, parts, meta)
+
+
+def append_log(run: Run, record: dict) -> None:
+    """One JSON line per epoch in the log (after the checkpoint, so the log never runs ahead)."""
+    if run.log_path is not None:
+        run.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(run.log_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    if run.progress:
+        shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()}
+        tqdm.write(json.dumps(shown))

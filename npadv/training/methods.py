@@ -3,7 +3,8 @@
     method = build_method("pgd", eps=0.1, steps=10)
     method = build_method("yopo", eps=0.1, yopo_m=5, yopo_n=3)
 
-Flags (CLI spelling → keyword): --eps eps, --alpha alpha, --steps steps, --replays replays,
+Flags (CLI spelling → keyword): --eps eps, --alpha alpha, --steps steps, --beta beta,
+--replays replays,
 --yopo-m yopo_m, --yopo-n yopo_n, --freelb-k freelb_k, --adv-lr adv_lr, --adv-init-mag
 adv_init_mag, --adv-max-norm adv_max_norm; also guard, guard_margin (fast), c (fgsm),
 random_start (pgd), lo and hi (every method). A flag set to None takes the default below.
@@ -36,6 +37,8 @@ Defaults (ε itself is the CLI's; 0.1 in the demo, 0.3 in the papers' MNIST runs
 |         |                                           | norms to pixels (‖x‖₂ ≈ 9 for MNIST):     |
 |         |                                           | 3 steps move δ at most 1.5, under the     |
 |         |                                           | usual MNIST L2 radius of 2                |
+| trades  | K = 10, α = ε/4, β = 6                    | Zhang et al. 2019: β = 1/λ = 6; MNIST    |
+|         |                                           | K = 40, α = 0.01 at ε = 0.3               |
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ from .free_at import FreeAT
 from .freelb import FreeLB
 from .natural import Natural
 from .pgd_at import PGDAT
+from .trades import TRADES
 from .yopo import YOPO
 
 _COMMON = ("eps", "lo", "hi")
@@ -89,9 +93,14 @@ def _freelb(eps: float = 0.1, freelb_k: int = 3, adv_lr: float = 0.5,
                   lo=lo, hi=hi)
 
 
+def _trades(eps: float = 0.1, alpha: float | None = None, steps: int = 10, beta: float = 6.0,
+            lo: float | None = 0.0, hi: float | None = 1.0) -> TRADES:
+    return TRADES(eps, alpha=alpha, steps=steps, beta=beta, lo=lo, hi=hi)
+
+
 METHODS: dict[str, Callable[..., object]] = {
     "natural": _natural, "fgsm": _fgsm, "fast": _fast, "pgd": _pgd, "free": _free,
-    "yopo": _yopo, "freelb": _freelb,
+    "yopo": _yopo, "freelb": _freelb, "trades": _trades,
 }
 
 
@@ -113,7 +122,9 @@ def build_method(name: str, **flags):
     accepted = method_flags(key)
     stray = sorted(k for k in given if k not in accepted)
     if stray:
-        raise ValueError(f"method {key!r} does not use {', '.join(stray)}; its flags are "
-                         f"{', '.join(k for k in accepted if k not in _COMMON)} "
-                         f"(and {', '.join(_COMMON)})")
+        def flag(k):
+            return "--" + k.replace("_", "-")
+        raise ValueError(f"method {key!r} does not use {', '.join(map(flag, stray))}; its "
+                         f"flags are {', '.join(flag(k) for k in accepted if k not in _COMMON)}"
+                         f" (and {', '.join(map(flag, _COMMON))})")
     return METHODS[key](**given)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from .common import loss_backward
+from .method import Method
 
 
-class Natural:
+class Natural(Method):
     """One full pass and one optimiser step per minibatch."""
 
     name = "natural"
-    epoch_divisor = 1
 
     def step(self, model, optimizer, x: np.ndarray, y: np.ndarray,
              rng: np.random.Generator) -> float:
@@ -22,9 +22,3 @@ class Natural:
         loss = loss_backward(model, x, y)   # 2: ∇_θ L(θ; x, y)
         optimizer.step()                    # 2: θ ← θ − τ·∇_θ L
         return loss
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        pass

@@ -20,9 +20,10 @@ import numpy as np
 
 from ..attacks.pgd import pgd
 from .common import loss_backward
+from .method import Method, StepFollowsEps
 
 
-class PGDAT:
+class PGDAT(StepFollowsEps, Method):
     """PGD-K adversarial training (L∞).
 
     Attributes:
@@ -34,7 +35,6 @@ class PGDAT:
     """
 
     name = "pgd"
-    epoch_divisor = 1
 
     def __init__(self, eps: float, alpha: float | None = None, steps: int = 10,
                  random_start: bool = True, lo: float | None = 0.0, hi: float | None = 1.0):
@@ -44,13 +44,8 @@ class PGDAT:
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
         self.eps, self.steps, self.random_start = eps, steps, random_start
-        default_ratio = 2.5 / max(steps, 1)
-        self.alpha_ratio = alpha / eps if alpha is not None and eps > 0 else default_ratio
+        self.set_alpha(alpha, 2.5 / max(steps, 1))
         self.lo, self.hi = lo, hi
-
-    @property
-    def alpha(self) -> float:
-        return self.alpha_ratio * self.eps
 
     def step(self, model, optimizer, x: np.ndarray, y: np.ndarray,
              rng: np.random.Generator) -> float:
@@ -64,9 +59,3 @@ class PGDAT:
         loss = loss_backward(model, x_adv, y)                    # 5: ∇_θ L(θ; x + δ_K, y)
         optimizer.step()                                         # 5: θ ← θ − τ·∇_θ L
         return loss
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        pass

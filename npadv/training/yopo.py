@@ -45,6 +45,7 @@ from .. import functional as F
 from ..attacks.projections import project, random_start
 from ..nn import frozen
 from ..tensor import Tensor
+from .method import Method, StepFollowsEps
 
 
 def full_pass(f0, g, x_eta: np.ndarray, y: np.ndarray, train_f0: bool = False
@@ -83,7 +84,7 @@ def hamiltonian_pass(f0, x_eta: np.ndarray, p: np.ndarray, train_f0: bool = Fals
     return xt.grad
 
 
-class YOPO:
+class YOPO(StepFollowsEps, Method):
     """YOPO-m-n adversarial training (L∞).
 
     Attributes:
@@ -95,7 +96,6 @@ class YOPO:
     """
 
     name = "yopo"
-    epoch_divisor = 1
 
     def __init__(self, eps: float, m: int = 5, n: int = 3, alpha: float | None = None,
                  lo: float | None = 0.0, hi: float | None = 1.0):
@@ -105,11 +105,7 @@ class YOPO:
         if m < 1 or n < 0:
             raise ValueError(f"YOPO-m-n needs m >= 1 and n >= 0, got m={m}, n={n}")
         self.eps, self.m, self.n, self.lo, self.hi = eps, m, n, lo, hi
-        self.alpha_ratio = alpha / eps if alpha is not None and eps > 0 else 0.25
-
-    @property
-    def alpha(self) -> float:
-        return self.alpha_ratio * self.eps
+        self.set_alpha(alpha, 0.25)
 
     def step(self, model, optimizer, x: np.ndarray, y: np.ndarray,
              rng: np.random.Generator) -> float:
@@ -137,9 +133,3 @@ class YOPO:
                 param.grad = param.grad / m
         optimizer.step()                                                   # 8
         return float(np.mean(losses))
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        pass

@@ -85,11 +85,11 @@ deterministic function of the arguments.
 from __future__ import annotations
 
 import random
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .text import tokenize
+from .data import tokenize
 
 __all__ = [
     "POSITIVE_WORDS", "NEGATIVE_WORDS", "INTENSIFIERS", "OPENERS", "NAMES", "VOCABULARY",
@@ -270,7 +270,7 @@ VOCABULARY: tuple[str, ...] = tuple(sorted(
 """Every token (lower-case, as produced by `tokenize`) the generator can emit."""
 
 _POLARITY = {**{w: 1 for w in POSITIVE_WORDS}, **{w: -1 for w in NEGATIVE_WORDS}}
-_BY_LEVEL = {lvl: tuple(w for w, l in INTENSIFIERS.items() if l == lvl) for lvl in (2, 3)}
+_BY_LEVEL = {lvl: tuple(w for w, level in INTENSIFIERS.items() if level == lvl) for lvl in (2, 3)}
 
 FORMS: tuple[str, ...] = ("single", "contrast", "concessive_first", "concessive_last",
                           "additive")

@@ -25,8 +25,8 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -84,7 +84,7 @@ class Vocab:
 
     @classmethod
     def build(cls, token_lists: Iterable[Sequence[str]], min_freq: int = 1,
-              max_size: int | None = None) -> "Vocab":
+              max_size: int | None = None) -> Vocab:
         """Vocabulary of the tokens occurring at least `min_freq` times in `token_lists`.
 
         Ordering is deterministic: frequency descending, ties broken alphabetically. With
@@ -176,7 +176,7 @@ class Vocab:
         return {"format": _VOCAB_FORMAT, "version": _VOCAB_VERSION, "tokens": list(self._itos)}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Vocab":
+    def from_dict(cls, data: Mapping) -> Vocab:
         """Inverse of `to_dict`. Raises ValueError if the dict is not a saved vocabulary."""
         if not isinstance(data, Mapping) or data.get("format") != _VOCAB_FORMAT:
             raise ValueError(f"not a saved vocabulary: expected format {_VOCAB_FORMAT!r}")
@@ -194,7 +194,7 @@ class Vocab:
         return np.array(self._itos, dtype=str)
 
     @classmethod
-    def from_array(cls, array: np.ndarray) -> "Vocab":
+    def from_array(cls, array: np.ndarray) -> Vocab:
         """Inverse of `to_array`."""
         arr = np.asarray(array)
         if arr.ndim != 1 or arr.dtype.kind != "U":
@@ -203,7 +203,7 @@ class Vocab:
         return cls._from_itos(arr.tolist())
 
     @classmethod
-    def _from_itos(cls, itos: list) -> "Vocab":
+    def _from_itos(cls, itos: list) -> Vocab:
         if itos[:2] != [PAD, UNK]:
             raise ValueError(f"saved vocabulary must start with {PAD!r}, {UNK!r}; "
                              f"got {itos[:2]!r}")
@@ -416,7 +416,7 @@ def write_tsv(path: str | os.PathLike, sentences: Sequence[str], labels: np.ndar
     if len(sentences) != y.shape[0]:
         raise ValueError(f"{len(sentences)} sentences but {y.shape[0]} labels")
     rows = ["sentence\tlabel"]
-    for i, (sentence, label) in enumerate(zip(sentences, y.tolist())):
+    for i, (sentence, label) in enumerate(zip(sentences, y.tolist(), strict=True)):
         if any(ch in sentence for ch in "\t\r\n") or not sentence.strip():
             raise ValueError(f"sentence {i} is blank or contains a tab/newline: {sentence!r}")
         rows.append(f"{sentence.strip()}\t{label}")

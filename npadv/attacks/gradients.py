@@ -1,0 +1,82 @@
+"""What an attack asks of the model: predictions, and the input gradient of a loss.
+
+`input_gradient` evaluates a per-example loss and its gradient with respect to the input
+without side effects on the model: the parameters' `.grad` fields and `requires_grad` flags
+are as before, and the model's train/eval mode is never touched (the model runs in whatever
+mode it is in).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn import frozen
+from ..tensor import Tensor, as_tensor, enable_grad, no_grad
+from .losses import LossFn, get_loss
+
+
+class NonFiniteGradient(FloatingPointError):
+    """The model, not its finite input, produced a NaN or inf gradient."""
+
+
+def _graph_leaves(root: Tensor, exclude: Tensor) -> list[Tensor]:
+    """Leaf tensors requiring grad that `root` depends on, except `exclude`."""
+    leaves, seen, stack = [], {id(exclude)}, [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node._vjp is None and node.requires_grad:
+            leaves.append(node)
+        stack.extend(node._parents)
+    return leaves
+
+
+def input_gradient(model, x: np.ndarray, y: np.ndarray, loss: str | LossFn = "ce"
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-example loss at x, its gradient with respect to x, and the logits.
+
+    x: (N, ...) float; y: (N,) int; loss: a name in LOSSES or a function (logits, y) -> (N,).
+    Returns (loss (N,), grad with x's shape and dtype, logits (N, K)). The gradient of the
+    summed loss is taken, so each example's gradient is that of its own loss. A model whose
+    output does not depend differentiably on x gives a zero gradient. No side effects on
+    the model (see the module docstring).
+    """
+    loss_fn = get_loss(loss) if isinstance(loss, str) else loss
+    xt = Tensor(np.array(x), requires_grad=True)
+    with enable_grad(), frozen(model):
+        logits = model(xt)
+        per_example = loss_fn(logits, y)
+        if per_example.requires_grad:
+            leaves = _graph_leaves(per_example, exclude=xt)
+            saved = [(t, t.grad) for t in leaves]
+            try:
+                per_example.sum().backward()
+            finally:
+                for t, grad in saved:
+                    t.grad = grad
+    grad = xt.grad if xt.grad is not None else np.zeros_like(xt.data)
+    bad = ~np.isfinite(grad.reshape(len(grad), -1)).all(axis=1) if grad.ndim else np.zeros(0)
+    if bad.any():
+        raise NonFiniteGradient(
+            f"the model's input gradient is NaN or inf for {int(bad.sum())} of {len(bad)} "
+            "examples (the inputs are finite): its logits or weights overflow "
+            f"(largest |logit| {np.abs(as_tensor(logits).data).max():.3g})")
+    return per_example.data.copy(), grad.astype(xt.dtype, copy=False), as_tensor(logits).data
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    """Logits of the model at x, without recording a graph. x: (N, ...) -> (N, K)."""
+    with no_grad():
+        return as_tensor(model(Tensor(np.array(x)))).data
+
+
+def correct(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(N,) bool: the model classifies x correctly (no graph recorded)."""
+    return predict(model, x).argmax(axis=1) == y
+
+
+def attack_success(logits: np.ndarray, y: np.ndarray, targeted: bool = False) -> np.ndarray:
+    """(N,) bool: misclassified (untargeted), or classified as the target y (targeted)."""
+    pred = logits.argmax(axis=1)
+    return pred == y if targeted else pred != y
