@@ -24,15 +24,21 @@ from .methods import (
 )
 from .models import BagOfEmbeddings, TextCNN, bag_of_embeddings, text_cnn
 from .train import (
+    DEFAULT_EPS,
+    DEFAULT_TASK,
     TextTask,
     TextTrainConfig,
     evaluate_text,
     full_passes,
     make_text_task,
+    method_settings,
     train_text,
 )
 
 __all__ = [
+    "DEFAULT_EPS",
+    "DEFAULT_TASK",
+    "method_settings",
     "TEXT_METHODS",
     "BagOfEmbeddings",
     "TextCNN",
