@@ -10,7 +10,7 @@ auto-attack code). Each function returns a list of messages, empty when nothing 
     (d) check_whole_box       accuracy at an ε covering the whole box is not near zero
     (e) check_more_effort     more steps, restarts or a larger ε raise accuracy
     (f) check_attack_gradients  the gradient of the loss an attack actually followed is
-                              exactly zero or non-finite in many entries
+                              exactly zero or non-finite for many examples
     (g) check_ce_vs_margin    a cross-entropy attack leaves more than a few points of
                               examples that a margin-loss attack breaks
     (h) check_gradient_free   a gradient-free attack breaks more than a few points of
@@ -128,30 +128,35 @@ def check_whole_box(model, x: np.ndarray, y: np.ndarray, lo: float, hi: float,
     return []
 
 
+def _dead(g: np.ndarray) -> np.ndarray:
+    """(N,) bool: the example's input gradient is all zero or has a NaN/inf."""
+    flat = g.reshape(len(g), -1)
+    return ~np.isfinite(flat).all(axis=1) | (flat == 0).all(axis=1)
+
+
 def check_attack_gradients(model, x: np.ndarray, y: np.ndarray, loss: str, label: str,
                            max_fraction: float = 0.05) -> list[str]:
-    """(f) Share of input-gradient entries, for the loss `loss` the attack `label` followed,
-    that are exactly zero or non-finite, at x (N, ...), y (N,). Names the likely cause: a
-    saturated softmax when the margin gradient at the same points is fine, else operations
-    without a useful gradient (rounding, quantisation, thresholds)."""
+    """(f) Share of examples x (N, ...), y (N,) whose input gradient, for the loss `loss`
+    the attack `label` followed, is exactly zero or non-finite. (Single zero entries are
+    normal: adversarially trained ReLU models ignore many pixels.) Names the likely cause:
+    overflowing logits; a saturated softmax when the margin gradient at the same points is
+    alive; else operations without a useful gradient (rounding, quantisation)."""
     if len(x) == 0:
         return []
     _, g, logits = input_gradient(model, x, y, loss)
-    flat = g.reshape(len(g), -1)
-    share = float((~np.isfinite(flat) | (flat == 0)).mean())
-    if share <= max_fraction:
+    dead = _dead(g)
+    if dead.mean() <= max_fraction:
         return []
-    head = (f"{label}: {share:.0%} of the input-gradient entries of its {loss} loss are "
-            f"exactly zero or non-finite (more than {max_fraction:.0%})")
-    if not np.isfinite(logits).all() or not np.isfinite(flat).all():
+    head = (f"{label}: the input gradient of its {loss} loss is exactly zero or non-finite "
+            f"for {dead.mean():.0%} of the examples it attacked (more than {max_fraction:.0%})")
+    if not np.isfinite(logits).all() or not np.isfinite(g).all():
         return [f"{head}; the logits or gradients overflow (weights too large?): "
                 "its robust accuracy is not credible"]
     if loss == "ce":
         _, g_margin, _ = input_gradient(model, x, y, "cw")
-        margin_flat = g_margin.reshape(len(g_margin), -1)
-        if float((margin_flat == 0).mean()) <= max_fraction:
+        if _dead(g_margin).mean() <= max_fraction:
             gap = np.sort(logits, axis=1)
-            return [f"{head}, while the margin-loss gradient is not: the softmax saturates "
+            return [f"{head}, while the margin-loss gradient is alive: the softmax saturates "
                     f"(median top-2 logit gap {np.median(gap[:, -1] - gap[:, -2]):.3g}), so "
                     "cross-entropy attacks overestimate robustness; use a margin loss "
                     "(cw, dlr) or the default suite"]
