@@ -298,5 +298,5 @@ def mnist_demo(quick: bool = False, eps: float = 0.1, methods: list[str] | None 
 
 DEMO_FULL = {"budget": 20.0, "reference_epochs": 8, "reference_steps": 7, "n_eval": 500,
              "check_size": 200, "pgd_steps": 20, "restarts": 1, "apgd_steps": 25}
-DEMO_QUICK = {"budget": 5.0, "reference_epochs": 2, "reference_steps": 3, "n_eval": 200,
+DEMO_QUICK = {"budget": 5.0, "reference_epochs": 4, "reference_steps": 3, "n_eval": 200,
               "check_size": 100, "pgd_steps": 10, "restarts": 1, "apgd_steps": 10}

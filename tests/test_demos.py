@@ -105,3 +105,44 @@ def test_text_freelb_quick(tmp_path):
     assert np.mean([r["clean_acc"] for r in result["runs"]["natural"]]) > 0.55  # above chance
     assert "undertrained" in result["table"]
     assert_real_image(tmp_path / "text_freelb.png")
+
+
+def _comparison(name: str, out: Path) -> dict:
+    """Run a comparison demo with --quick; return its comparison.json."""
+    pytest.importorskip("matplotlib")
+    env = {**os.environ, "MPLBACKEND": "Agg",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, str(DEMOS / f"{name}.py"), "--quick", "--out",
+                           str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, f"{name}.py failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert "| method |" in proc.stdout                      # the table was printed
+    return json.loads((out / "comparison.json").read_text())
+
+
+def _check_comparison(summary: dict, out: Path, methods: set[str]) -> None:
+    rows = {r["method"] + (" reference" if r["reference"] else ""): r for r in summary["rows"]}
+    assert set(rows) == methods | {"pgd reference"}
+    for r in rows.values():
+        assert_accuracy(r["clean_acc"], f"{r['label']} clean")
+        assert_accuracy(r["robust_acc"], f"{r['label']} robust")
+        assert r["robust_acc"] <= r["clean_acc"] and r["train_time"] > 0
+        assert r["curve"] and r["full_passes"] > 0
+    assert rows["pgd reference"]["robust_acc"] > rows["natural"]["robust_acc"]
+    assert_real_image(out / "comparison.png")
+
+
+def test_adversarial_training_quick(tmp_path):
+    summary = _comparison("adversarial_training", tmp_path)
+    _check_comparison(summary, tmp_path, {"natural", "fast", "free"})
+
+
+def test_fashion_mnist_quick(tmp_path):
+    from npadv.data import load_fashion_mnist
+
+    try:
+        load_fashion_mnist(base_url="http://127.0.0.1:9/")    # found locally, or skip
+    except Exception as e:                                   # noqa: BLE001
+        pytest.skip(f"Fashion-MNIST is not installed here ({type(e).__name__})")
+    summary = _comparison("fashion_mnist", tmp_path)
+    _check_comparison(summary, tmp_path, {"natural", "fast", "free"})

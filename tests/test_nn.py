@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import arrays
 
 import npadv
 from npadv import functional as F
@@ -12,13 +13,11 @@ from npadv import nn, optim
 from npadv.gradcheck import gradcheck
 from npadv.tensor import Tensor
 
-from strategies import arrays
-
 
 def _with_params(layer, x, params):
     """f(x, *params) evaluating `layer` with its parameters replaced by the given tensors."""
     def f(xt, *ps):
-        for p, t in zip(params, ps):
+        for p, t in zip(params, ps, strict=True):
             setattr(layer, p, t)
         return layer(xt)
     return f
@@ -65,7 +64,7 @@ def test_reference_model_parameter_gradients_vjp(seed):
     y = np.array([3, 7])
 
     def loss(xt, *ps):
-        for (name, p), t in zip(model.named_parameters(), ps):
+        for name, t in zip(names, ps, strict=True):
             layer, attr = name.split(".")
             setattr(model[int(layer)], attr, t)
         return F.cross_entropy(model(xt), y)
@@ -115,7 +114,7 @@ def test_layers_reject_wrong_shape_and_dtype():
 def test_state_dict_round_trip_and_architecture_mismatch():
     a, b = npadv.small_cnn(seed=0), npadv.small_cnn(seed=1)
     b.load_state_dict(a.state_dict())
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         np.testing.assert_array_equal(pa.data, pb.data)
     with pytest.raises(ValueError, match="does not match this model architecture"):
         npadv.mlp().load_state_dict(a.state_dict())
