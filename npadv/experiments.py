@@ -18,6 +18,7 @@ user code call the same functions.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +130,8 @@ def run_entry(entry: Entry, data, eps: float, budget: float | None, model_name: 
     method = build_method(entry.method, eps=eps, **entry.flags)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, eval_size=check_size,
                          eval_eps=eps, eval_steps=10)
-    log = None if out is None else out / f"{entry.method}-{entry.label.split()[0]}.jsonl"
+    slug = re.sub(r"[^a-z0-9]+", "-", entry.label.lower()).strip("-")
+    log = None if out is None else out / f"{slug}.jsonl"
     if log is not None:
         log.unlink(missing_ok=True)
     history = train(model, method, data, config, log_path=log, progress=progress)
