@@ -6,8 +6,8 @@
 # Natural training, PGD-7-AT, Fast AT, Free-8, YOPO-5-3, FreeLB-3 and TRADES each get the
 # same training budget; a PGD-7-AT row trained for 3 epochs is the reference. Robust
 # accuracy is the per-example worst case of PGD-40 with 2 restarts, APGD-CE and APGD-DLR
-# (25 steps each) on 2,000 test images. The full run takes tens of minutes on 2 cores; --quick takes a minute on a
-# 6,000-image slice.
+# (25 steps each) on 2,000 test images. The full run takes tens of minutes on 2 cores;
+# --quick takes a minute on a 6,000-image slice.
 #
 # Data: `apt-get install dataset-fashion-mnist` (Debian) puts the files where
 # `npadv.data.load_fashion_mnist` finds them; or set NPADV_DATA.
