@@ -146,3 +146,16 @@ def test_fashion_mnist_quick(tmp_path):
         pytest.skip(f"Fashion-MNIST is not installed here ({type(e).__name__})")
     summary = _comparison("fashion_mnist", tmp_path)
     _check_comparison(summary, tmp_path, {"natural", "fast", "free"})
+
+
+def test_property_testing_quick(tmp_path):
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, str(DEMOS / "property_testing.py"), "--quick",
+                           "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "property_testing.json").read_text())
+    assert result["single_point_gradcheck"]["passed"]        # one random point misses the bug
+    assert "PoolCase" in result["property"]["shrunk"]        # the property finds and shrinks it
+    assert result["correct_max_pool_passes"]
