@@ -180,3 +180,28 @@ def test_log_has_no_duplicate_epochs_after_an_interrupted_write(fault_in, small_
     epochs = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
     assert epochs == [1, 2, 3]
     assert not list(tmp_path.glob("*.tmp"))          # the stale temporary went with a save
+
+
+def test_overflowing_model_is_blamed_not_its_inputs(tmp_path, capsys):
+    from npadv.attacks import pgd
+    from npadv.attacks.checks import check_attack_gradients
+    from npadv.attacks.gradients import NonFiniteGradient
+    from npadv.checkpoint import save_checkpoint
+
+    _, _, x, y = load_mnist_5k()
+    model = npadv.small_cnn()
+    for p in model.parameters():
+        p.data *= np.float32(1e13)                  # finite weights, overflowing logits
+    with np.errstate(all="ignore"):
+        with pytest.raises(NonFiniteGradient, match="inputs are finite.*weights overflow"):
+            pgd(model, x[:8], y[:8], 0.1, steps=2, rng=0)
+        warning = check_attack_gradients(model, x[:8], y[:8], "ce", "pgd")
+    assert len(warning) == 1 and "not credible" in warning[0]
+    ckpt = tmp_path / "big.npz"
+    save_checkpoint(ckpt, {"model": model.state_dict()}, {"model": "small-cnn"})
+    with np.errstate(all="ignore"):
+        code = main(["eval", "--checkpoint", str(ckpt), "--attack", "pgd", "--steps", "2",
+                     "--n", "20", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "weights overflow" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

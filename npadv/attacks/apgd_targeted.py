@@ -27,7 +27,7 @@ import numpy as np
 
 from ..tensor import Tensor, as_tensor
 from .apgd import _apgd_run
-from .arguments import check_attack_inputs, check_restarts
+from .arguments import check_attack_inputs
 from .gradients import predict
 from .projections import random_start as sample_start
 from .restarts import Seed, WorstCase, restart_rng
@@ -77,7 +77,8 @@ def apgd_targeted(model, x: np.ndarray, y: np.ndarray, eps: float, norm: str = "
         raise ValueError(f"apgd_targeted supports norm 'linf' or 'l2', got {norm!r}")
     if not 0 < rho <= 1:
         raise ValueError(f"rho must be in (0, 1], got {rho}")
-    n_targets = check_restarts(n_targets)
+    if int(n_targets) != n_targets or n_targets < 1:
+        raise ValueError(f"n_targets must be an integer >= 1, got {n_targets}")
     worst = WorstCase(x)
     if len(x) == 0 or eps == 0:
         return (worst.x, worst.loss) if return_loss else worst.x

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..nn import evaluating
 from .apgd import apgd
 from .apgd_targeted import apgd_targeted
 from .arguments import check_attack_inputs
@@ -178,20 +178,6 @@ def suite(name: str, eps: float, lo: float | None = 0.0, hi: float | None = 1.0,
             for attack, options in SUITES[name]]
 
 
-@contextmanager
-def eval_mode(model) -> Iterator[None]:
-    """Put every submodule in eval mode; restore each one's own flag on exit."""
-    modules = list(model.modules()) if hasattr(model, "modules") else []
-    saved = [(m, m.training) for m in modules]
-    for m in modules:
-        m.training = False
-    try:
-        yield
-    finally:
-        for m, flag in saved:
-            m.training = flag
-
-
 def _unique_labels(attacks: Sequence[Attack]) -> list[str]:
     labels: list[str] = []
     for a in attacks:
@@ -315,7 +301,7 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | st
     under = np.zeros((len(attacks), n), dtype=bool)
     ran_on: list[np.ndarray] = []                  # first batch: where each attack ran
     bar = _progress(-(-n // batch_size) * max(len(attacks), 1), progress)
-    with eval_mode(model):
+    with evaluating(model):
         for s in range(0, n, batch_size):
             xb, yb = x[s:s + batch_size], y[s:s + batch_size]
             clean[s:s + batch_size] = alive = correct(model, xb, yb)

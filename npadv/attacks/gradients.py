@@ -58,10 +58,12 @@ def input_gradient(model, x: np.ndarray, y: np.ndarray, loss: str | LossFn = "ce
     grad = xt.grad if xt.grad is not None else np.zeros_like(xt.data)
     bad = ~np.isfinite(grad.reshape(len(grad), -1)).all(axis=1) if grad.ndim else np.zeros(0)
     if bad.any():
+        z = as_tensor(logits).data
+        where = ("its logits are NaN or inf" if not np.isfinite(z).all()
+                 else f"its logits reach |z| = {np.abs(z).max():.3g}")
         raise NonFiniteGradient(
             f"the model's input gradient is NaN or inf for {int(bad.sum())} of {len(bad)} "
-            "examples (the inputs are finite): its logits or weights overflow "
-            f"(largest |logit| {np.abs(as_tensor(logits).data).max():.3g})")
+            f"examples although the inputs are finite: {where}, so its weights overflow")
     return per_example.data.copy(), grad.astype(xt.dtype, copy=False), as_tensor(logits).data
 
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from .arguments import check_attack_inputs
 from .gradients import predict
+from .losses import cw_loss
 from .projections import project
 from .restarts import Seed, restart_rng
 
@@ -49,12 +50,8 @@ def p_schedule(i: int, n_queries: int, p_init: float) -> float:
 
 
 def margin(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """max_{j≠y} z_j − z_y per example. logits: (N, K), y: (N,) -> (N,)."""
-    rows = np.arange(len(y))
-    z_y = logits[rows, y].copy()
-    others = logits.copy()
-    others[rows, y] = -np.inf
-    return others.max(axis=1) - z_y
+    """max_{j≠y} z_j − z_y per example (the CW loss, as an array). (N, K), (N,) -> (N,)."""
+    return cw_loss(logits, y).data
 
 
 def _squares(rng, n: int, h_img: int, w_img: int, side: int) -> tuple:

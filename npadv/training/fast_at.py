@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..attacks.gradients import input_gradient
+from ..attacks.gradients import correct, input_gradient
 from ..attacks.pgd import pgd
 from ..attacks.projections import project, random_start
-from ..tensor import Tensor, no_grad
+from ..nn import evaluating
 from .common import loss_backward
 from .method import Method, StepFollowsEps
 
@@ -84,16 +84,12 @@ class FastAT(StepFollowsEps, Method):
     # ---- the guard -------------------------------------------------------------------
     def guard_accuracy(self, model, x: np.ndarray, y: np.ndarray) -> float:
         """6: accuracy under L∞ PGD (guard_steps steps, α = ε/4, seeded start), eval mode."""
-        was_training = model.training
-        model.eval()
         eps = self.guard_eps
-        x_adv = pgd(model, x, y, eps, alpha=eps / 4, steps=self.guard_steps, norm="linf",
-                    random_start=True, lo=self.lo, hi=self.hi,
-                    rng=np.random.default_rng(self.guard_seed))
-        with no_grad():
-            pred = model(Tensor(x_adv)).data.argmax(axis=1)
-        model.train(was_training)
-        return float(np.mean(pred == y))
+        with evaluating(model):
+            x_adv = pgd(model, x, y, eps, alpha=eps / 4, steps=self.guard_steps, norm="linf",
+                        random_start=True, lo=self.lo, hi=self.hi,
+                        rng=np.random.default_rng(self.guard_seed))
+            return float(np.mean(correct(model, x_adv, y)))
 
     def end_of_epoch(self, model, x_train: np.ndarray, y_train: np.ndarray,
                      epoch: int) -> str | None:
