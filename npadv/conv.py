@@ -72,7 +72,10 @@ def _windows(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
 
 
 def _padded(x: np.ndarray, ph: int, pw: int, fill: float = 0.0) -> np.ndarray:
-    """x: (N, C, H, W) with ph rows and pw columns of `fill` added on each side."""
+    """x: (N, C, H, W) with ph rows and pw columns of `fill` added on each side (x itself,
+    not a copy, without padding)."""
+    if not (ph or pw):
+        return x
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
 
 
@@ -264,16 +267,6 @@ def _col2im(gf: np.ndarray, wmat: np.ndarray, shape: tuple[int, int], kh: int, k
 
 
 # ---- max_pool2d --------------------------------------------------------------------
-def _pad(x: np.ndarray, ph: int, pw: int, fill: float) -> np.ndarray:
-    """x: (N, C, H, W) -> (N, C, H + 2·ph, W + 2·pw), a border of `fill` (x itself if none)."""
-    if not (ph or pw):
-        return x
-    n, c, h, w = x.shape
-    xp = np.full((n, c, h + 2 * ph, w + 2 * pw), fill, dtype=x.dtype)
-    xp[:, :, ph:ph + h, pw:pw + w] = x
-    return xp
-
-
 def _tap(a: np.ndarray, i: int, j: int, sh: int, sw: int, ho: int, wo: int) -> np.ndarray:
     """View (..., Ho, Wo) of a: (..., Hp, Wp): element (r, q) is a[..., sh·r + i, sw·q + j]."""
     return a[..., i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
@@ -307,7 +300,7 @@ def max_pool2d(x, kernel_size=2, stride=None, padding=0) -> Tensor:
     ho, wo = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
     if ho < 1 or wo < 1:
         raise ValueError(f"max_pool2d: input {h}x{wd} (padding {ph},{pw}) smaller than {kh}x{kw}")
-    xp = _pad(x.data, ph, pw, -np.inf)                                    # (N, C, Hp, Wp)
+    xp = _padded(x.data, ph, pw, -np.inf)                                    # (N, C, Hp, Wp)
     taps = [(i, j) for i in range(kh) for j in range(kw)]
     out = recycled_like(_tap(xp, 0, 0, sh, sw, ho, wo))                   # (N, C, Ho, Wo)
     np.copyto(out, _tap(xp, 0, 0, sh, sw, ho, wo))
