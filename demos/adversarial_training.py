@@ -22,8 +22,8 @@ from npadv.experiments import (
     PLANS,
     compare,
     evaluation,
-    format_table,
     reference,
+    report,
 )
 
 parser = argparse.ArgumentParser(description="training methods at an equal budget, MNIST-5k")
@@ -65,8 +65,5 @@ summary = compare(entries, load_mnist_5k(), eps=args.eps, budget=settings["budge
 # out: its number says more about the budget than about the method.
 
 # %%
-print(f"\n{summary['title']}\nrobust = {summary['evaluation']}\n"
-      f"on {summary['n_eval']} test images; wall time {summary['wall_time']:.0f} s\n")
-print(format_table(summary))
-(args.out / "table.md").write_text(format_table(summary) + "\n")
+report(summary, args.out)
 print(f"\nwrote {args.out / 'comparison.json'}, {args.out / 'comparison.png'}")

@@ -21,7 +21,7 @@ import argparse
 from pathlib import Path
 
 from npadv.data import load_fashion_mnist
-from npadv.experiments import PLANS, compare, evaluation, format_table, reference
+from npadv.experiments import PLANS, compare, evaluation, reference, report
 
 parser = argparse.ArgumentParser(description="training methods on full Fashion-MNIST")
 parser.add_argument("--quick", action="store_true", help="a 6,000-image slice, short budget")
@@ -66,7 +66,4 @@ summary = compare(entries, (x_train, y_train, x_test, y_test), eps=args.eps, bud
 # ## Results
 
 # %%
-print(f"\n{summary['title']}\nrobust = {summary['evaluation']}\n"
-      f"on {summary['n_eval']} test images; wall time {summary['wall_time']:.0f} s\n")
-print(format_table(summary))
-(args.out / "table.md").write_text(format_table(summary) + "\n")
+report(summary, args.out)

@@ -235,6 +235,15 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def report(summary: dict, out: str | Path | None = None) -> None:
+    """Print the comparison's settings and table; with `out`, also write it to table.md."""
+    print(f"\n{summary['title']}\nrobust = {summary['evaluation']}\n"
+          f"on {summary['n_eval']} test images; wall time {summary['wall_time']:.0f} s\n")
+    print(format_table(summary))
+    if out is not None:
+        (Path(out) / "table.md").write_text(format_table(summary) + "\n")
+
+
 def plot_comparison(summary: dict, path: Path) -> bool:
     """Per-epoch PGD-10 check accuracy against cumulative training time, one curve a row.
     Returns False (and writes nothing) without matplotlib."""
@@ -292,9 +301,7 @@ def mnist_demo(quick: bool = False, eps: float = 0.1, methods: list[str] | None 
                                          settings["apgd_steps"], seed),
                       out=out, progress=progress,
                       title=f"MNIST-5k, small_cnn, L∞ ε = {eps}, equal training budget")
-    print(f"\n{summary['title']}; robust = {summary['evaluation']} on {summary['n_eval']} "
-          f"test images; wall time {summary['wall_time']:.0f} s")
-    print(format_table(summary))
+    report(summary, out)
     return summary
 
 
