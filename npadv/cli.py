@@ -407,9 +407,18 @@ def _export_parser(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    from .export import export_checkpoint
+    import importlib.util
+
+    from .export import TORCH_SUFFIXES, export_checkpoint
 
     _check_out_file(args.torch, "--torch")
+    suffix = Path(args.torch).suffix
+    if suffix == ".py":
+        raise UsageError(f"--torch {args.torch}: give the weights file (.npz, .pt); the "
+                         "definition is written beside it as .py")
+    if suffix in TORCH_SUFFIXES and importlib.util.find_spec("torch") is None:
+        raise UsageError(f"--torch {args.torch}: a {suffix} file needs PyTorch; an .npz "
+                         "needs nothing")
     written = export_checkpoint(args.checkpoint, args.torch)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

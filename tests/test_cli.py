@@ -57,6 +57,8 @@ BAD = [
     (["demo", "--out", "{file}"], "--out"),
     (["demo", "--eps", "-1"], "--eps"),
     (["export", "{file}", "--torch", "{dir}"], "--torch"),
+    (["export", "{file}", "--torch", "model.py"], "--torch"),
+    (["export", "{file}", "--torch", "out.npz"], "{file}"),             # not a checkpoint
 ]
 
 
