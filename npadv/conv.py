@@ -292,7 +292,23 @@ def max_pool2d(x, kernel_size=2, stride=None, padding=0) -> Tensor:
     row-major order (a window whose maximum is NaN passes none). The output keeps x's
     memory order.
     """
-    x = as_tensor(x)
+    return _max_pool(as_tensor(x), kernel_size, stride, padding, relu=False)
+
+
+def relu_max_pool2d(x, kernel_size=2, stride=None, padding=0) -> Tensor:
+    """max_pool2d(relu(x)) as one op, with the same numbers and gradient.
+
+    ReLU is monotone, so it commutes with max: max(relu(window)) = relu(max(window)).
+    The ReLU then runs on the pooled output, kh·kw times smaller than x, and the
+    full-size ReLU output and mask are never made. Backward: a window's gradient goes
+    to its first maximum if that maximum is positive, else nowhere (relu'(m) = 0 for
+    m ≤ 0, which is what the unfused pair gives too).
+    """
+    return _max_pool(as_tensor(x), kernel_size, stride, padding, relu=True)
+
+
+def _max_pool(x: Tensor, kernel_size, stride, padding, relu: bool) -> Tensor:
+    """max_pool2d, followed by a ReLU of the pooled output if `relu`."""
     kh, kw = _int_pair(kernel_size)
     sh, sw = _int_pair(stride if stride is not None else kernel_size)
     ph, pw = _int_pair(padding)
@@ -306,6 +322,8 @@ def max_pool2d(x, kernel_size=2, stride=None, padding=0) -> Tensor:
     np.copyto(out, _tap(xp, 0, 0, sh, sw, ho, wo))
     for i, j in taps[1:]:
         np.maximum(out, _tap(xp, i, j, sh, sw, ho, wo), out=out)
+    if relu:
+        np.maximum(out, 0, out=out)    # a positive maximum is unchanged, so still found below
     overlapping = sh < kh or sw < kw
     # windows that tile xp exactly write every element of the gradient once: no zero fill
     tiled = (sh, sw) == (kh, kw) and xp.shape[2:] == (ho * kh, wo * kw)
@@ -313,6 +331,8 @@ def max_pool2d(x, kernel_size=2, stride=None, padding=0) -> Tensor:
     def vjp(g):
         if _axis_order(g) != _axis_order(out):   # e.g. from a reshape: copy once into
             g = _like(out, g)                     # out's memory order
+        if relu:                                  # no gradient through a maximum ≤ 0
+            g = np.multiply(g, out > 0, out=recycled_like(out))
         dxp = recycled_like(xp)                                          # (N, C, Hp, Wp)
         if not tiled:
             dxp.fill(0)

@@ -1,11 +1,11 @@
 """Neural-network functions: activations, the fused log-softmax cross-entropy,
-linear, embedding lookup and dropout. conv2d and max_pool2d live in conv.py."""
+linear, embedding lookup and dropout. conv2d, max_pool2d and relu_max_pool2d live in conv.py."""
 from __future__ import annotations
 
 import numpy as np
 
 from . import ops
-from .conv import conv2d, max_pool2d  # noqa: F401  (re-exported)
+from .conv import conv2d, max_pool2d, relu_max_pool2d  # noqa: F401  (re-exported)
 from .cost import add_flops
 from .tensor import Tensor, as_tensor
 

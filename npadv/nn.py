@@ -226,14 +226,18 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
+    """Max over windows. relu=True computes max_pool2d(relu(x)) as one op (Sequential
+    does that for a ReLU directly before a MaxPool2d; see F.relu_max_pool2d)."""
+
     def __init__(self, kernel_size=2, stride=None, padding=0):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
-    def forward(self, x):
+    def forward(self, x, relu: bool = False):
         x = as_tensor(x)
         if x.ndim != 4:
             raise ValueError(f"MaxPool2d expects a 4-D input, got shape {x.shape}")
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        pool = F.relu_max_pool2d if relu else F.max_pool2d
+        return pool(x, self.kernel_size, self.stride, self.padding)
 
     def __repr__(self):
         return f"MaxPool2d({self.kernel_size})"
@@ -291,7 +295,12 @@ class Embedding(Module):
 
 
 class Sequential(Module):
-    """Layers applied in order; model[0] is the first layer, model[i:j] a sub-Sequential."""
+    """Layers applied in order; model[0] is the first layer, model[i:j] a sub-Sequential.
+
+    A ReLU directly followed by a MaxPool2d runs as one op, max_pool2d(relu(x)) computed
+    as relu(max_pool2d(x)): the same numbers and gradients, without a ReLU pass over the
+    larger array. Forward hooks then see that pair as one call of the MaxPool2d.
+    """
 
     def __init__(self, *layers: Module):
         for i, layer in enumerate(layers):
@@ -311,8 +320,15 @@ class Sequential(Module):
         return self._n
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer(x)
+        layers, k = self.layers, 0
+        while k < len(layers):
+            if (isinstance(layers[k], ReLU) and k + 1 < len(layers)
+                    and isinstance(layers[k + 1], MaxPool2d)):
+                x = layers[k + 1](x, relu=True)       # ReLU then max-pool, fused
+                k += 2
+            else:
+                x = layers[k](x)
+                k += 1
         return x
 
     def __repr__(self):

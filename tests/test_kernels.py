@@ -16,6 +16,7 @@ from npadv.conv import (
     max_pool2d,
     max_pool2d_backward_reference,
     max_pool2d_reference,
+    relu_max_pool2d,
 )
 from npadv.functional import linear
 from npadv.gradcheck import gradcheck
@@ -113,6 +114,40 @@ def test_max_pool2d_fast_path_equals_reference(case):
     y.backward(g)
     expected = max_pool2d_backward_reference(x, g, kernel, stride, padding)
     np.testing.assert_allclose(tx.grad, expected, **TOLERANCE[x.dtype.type])
+
+
+@given(case=pool_cases())
+def test_fused_relu_max_pool_equals_relu_then_max_pool(case):
+    """Bit for bit, forward and backward, ties and non-positive windows included."""
+    x, g, kernel, stride, padding = case
+    fused, unfused = Tensor(x, requires_grad=True), Tensor(x, requires_grad=True)
+    y = relu_max_pool2d(fused, kernel, stride, padding)
+    y_ref = max_pool2d(unfused.relu(), kernel, stride, padding)
+    np.testing.assert_array_equal(y.data, y_ref.data)
+    y.backward(g)
+    y_ref.backward(g)
+    np.testing.assert_array_equal(fused.grad, unfused.grad)
+
+
+def test_sequential_fuses_relu_and_max_pool_with_the_same_numbers():
+    from npadv.models import small_cnn
+
+    x = np.random.default_rng(3).random((3, 1, 28, 28)).astype(np.float32)
+    model = small_cnn(seed=1)
+    results = []
+    for fuse in (True, False):
+        model.zero_grad()
+        tx = Tensor(x, requires_grad=True)
+        if fuse:
+            y = model(tx)
+        else:
+            y = tx
+            for layer in model.layers:               # one call per layer: nothing fused
+                y = layer(y)
+        y.backward(np.ones_like(y.data))
+        results.append([y.data, tx.grad] + [p.grad for p in model.parameters()])
+    for fused, unfused in zip(*results, strict=True):
+        np.testing.assert_array_equal(fused, unfused)
 
 
 def test_max_pool2d_reference_backward_matches_finite_differences():
