@@ -13,8 +13,8 @@
 #
 #     python demos/attacks.py [--quick] [--out DIR]
 #
-# The full run takes about 3 minutes on 2 cores (500 test images). --quick (about 20 s)
-# trains each model for one epoch and evaluates on 100 test images; its numbers
+# The full run takes about 3 minutes on 2 cores (500 test images). --quick (about 15 s)
+# trains each model for one epoch and evaluates on 60 test images; its numbers
 # are those of briefly trained models (the JSON says so). Writes attacks.json, one
 # grid_<attack>.png per attack, robust_accuracy.png and loss_landscape.png.
 
@@ -51,7 +51,7 @@ from npadv.training import TrainConfig, build_method, train
 parser = argparse.ArgumentParser(description="FGSM, PGD and APGD against a natural and a "
                                              "PGD-trained CNN, with pictures")
 parser.add_argument("--quick", action="store_true",
-                    help="one training epoch per model, 100 test images")
+                    help="one training epoch per model, 60 test images")
 parser.add_argument("--out", type=Path, default=Path("demos/out/attacks"),
                     help="folder for the PNGs and attacks.json")
 args, _ = parser.parse_known_args()
@@ -59,10 +59,10 @@ args.out.mkdir(parents=True, exist_ok=True)
 t_start = time.perf_counter()
 
 EPS = 0.1                                  # L∞ radius: training and the L∞ attacks
-n_eval = 100 if args.quick else 500        # test images attacked
+n_eval = 60 if args.quick else 500         # test images attacked
 steps = 10 if args.quick else 40           # PGD steps (APGD gets twice as many)
 results: dict = {"quick": args.quick, "eps_linf": EPS, "test_images": n_eval,
-                 "note": ("quick run: each model trained for one epoch, numbers from 100 test "
+                 "note": ("quick run: each model trained for one epoch, numbers from 60 test "
                           "images; the full run trains for longer") if args.quick else ""}
 
 # %% [markdown]

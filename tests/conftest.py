@@ -5,10 +5,18 @@
     dev    explores deeply; opt in with HYPOTHESIS_PROFILE=dev
 
 Choose with the HYPOTHESIS_PROFILE environment variable.
+
+The suite runs in one process per core (pytest-xdist, `-n auto` in pyproject.toml), so each
+process, and every demo it starts, uses one BLAS thread: several multi-threaded BLAS
+libraries on the same cores would wait on each other. This is set here, before NumPy is
+loaded by the test processes; an explicit setting in the environment is kept.
 """
 import os
 
-from hypothesis import HealthCheck, settings
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from hypothesis import HealthCheck, settings  # noqa: E402  (after the BLAS settings)
 
 _COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow,
                                                        HealthCheck.data_too_large]}
@@ -16,3 +24,10 @@ settings.register_profile("quick", max_examples=15, **_COMMON)
 settings.register_profile("ci", derandomize=True, max_examples=25, print_blob=True, **_COMMON)
 settings.register_profile("dev", max_examples=200, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked slow first. With one test handed to a worker at a time (pyproject.toml:
+    --maxschedchunk 1), the long ones then start at once and the short ones fill in around
+    them, so the workers finish together."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

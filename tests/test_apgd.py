@@ -101,6 +101,7 @@ def trained_cnn():
     return model, x_test[:200], y_test[:200]
 
 
+@pytest.mark.slow
 def test_apgd_is_at_least_as_strong_as_pgd40(trained_cnn):
     model, x, y = trained_cnn
     clean = accuracy(model, x, y)

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow             # each runs a demo script: scheduled first
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMOS = ROOT / "demos"
 

@@ -179,10 +179,15 @@ def test_matches_scipy_oracle(norm, box, data):
         if not ok:  # the oracle is the reference: skip rows where it did not converge
             continue
         checked += 1
-        np.testing.assert_allclose(p[i], ref, rtol=0, atol=1e-6)
         # Ours is feasible (tested above), so it must be at least as close to z as the oracle.
         d_ours, d_ref = np.sum((p[i] - zf[i]) ** 2), np.sum((ref - zf[i]) ** 2)
         assert d_ours <= d_ref + 1e-9 * (1 + d_ref)
+        # And near the oracle's point: for the nearest point p* of a convex set and any
+        # feasible v, ||v − p*||² ≤ ||v − z||² − ||p* − z||². With v = ref this bounds the
+        # distance by the oracle's own excess, however loosely SLSQP converged (it may stop
+        # a few 1e-6 short of a bound).
+        gap = np.sum((p[i] - ref) ** 2)
+        assert gap <= max(d_ref - d_ours, 0.0) + 1e-10 * (1 + d_ref), (p[i], ref)
     assume(checked > 0)
 
 

@@ -23,6 +23,7 @@ def _weights(model):
     return [p.data.copy() for p in model.parameters()]
 
 
+@pytest.mark.slow
 def test_small_cnn_reaches_95_percent(mnist):
     # bar: >= 95.0 % test accuracy within 10 epochs
     model = npadv.small_cnn(seed=0)
@@ -131,8 +132,14 @@ def test_cli_train_resume_and_eval(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(tmp_path / "missing.npz")]) == 2
 
 
+@pytest.mark.slow
 def test_cli_demo_quick_subset_writes_table_and_json(tmp_path, capsys, monkeypatch):
+    import npadv.data
     import npadv.experiments as experiments  # smaller still: this tests the plumbing
+
+    x_train, y_train, x_test, y_test = npadv.data.load_mnist_5k()
+    monkeypatch.setattr(npadv.data, "load_mnist_5k",      # 8 minibatches an epoch
+                        lambda: (x_train[:1024], y_train[:1024], x_test, y_test))
     monkeypatch.setitem(experiments.DEMO_QUICK, "budget", 1.0)
     monkeypatch.setitem(experiments.DEMO_QUICK, "n_eval", 100)
     monkeypatch.setitem(experiments.DEMO_QUICK, "reference_epochs", 1)
@@ -141,11 +148,11 @@ def test_cli_demo_quick_subset_writes_table_and_json(tmp_path, capsys, monkeypat
     summary = json.loads((tmp_path / "comparison.json").read_text())
     rows = {r["method"] + ("-ref" if r["reference"] else ""): r for r in summary["rows"]}
     assert set(rows) == {"natural", "yopo", "pgd-ref"}
-    # 32 minibatches an epoch: natural 1 full pass each; YOPO-5-3 5 full + 15 first-layer
+    # 8 minibatches an epoch: natural 1 full pass each; YOPO-5-3 5 full + 15 first-layer
     nat, yopo = rows["natural"], rows["yopo"]
-    assert nat["full_passes"] == 32 * nat["epochs"] and nat["first_layer_passes"] == 0
-    assert yopo["full_passes"] == 5 * 32 * yopo["epochs"]
-    assert yopo["first_layer_passes"] == 15 * 32 * yopo["epochs"]
+    assert nat["full_passes"] == 8 * nat["epochs"] and nat["first_layer_passes"] == 0
+    assert yopo["full_passes"] == 5 * 8 * yopo["epochs"]
+    assert yopo["first_layer_passes"] == 15 * 8 * yopo["epochs"]
     for r in rows.values():
         assert 0 <= r["robust_acc"] <= r["clean_acc"] <= 1
     assert "YOPO-5-3" in capsys.readouterr().out
