@@ -15,8 +15,8 @@ matmul and conv, forward and backward), also as a fraction of NumPy's float32 ma
 peak measured in the same run. Peak memory: each library runs 100 small_cnn training
 steps at batch 128 in its own subprocess, which reports its peak resident set size.
 
-Times are medians over ≥ 10 repeats after warm-up, npadv and PyTorch timed in turns
-(one call each, alternately) so that a passing load hits both alike; the minimum is shown in
+Times are medians over ≥ 10 rounds, npadv and PyTorch timed in alternating rounds (a
+warm-up call, then a timed call) so that a passing load hits both alike; the minimum is shown in
 brackets, and the load average is printed. A ratio is PyTorch's time over npadv's
 (above 1: npadv is faster). This is a benchmark, not a test: it asserts nothing.
 """
@@ -63,17 +63,22 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 2) -> tuple[floa
 
 def timed_pair(ours: Callable[[], object], theirs: Callable[[], object] | None, repeats: int,
                pause: float = 0.2) -> tuple[tuple[float, float], tuple[float, float] | None]:
-    """(median, minimum) times of two jobs, after a warm-up call of each, timed in turns
-    (ours, theirs, ours, ...) so that a passing load on a shared machine hits both alike.
-    A pause separates the turns: each library's idle threads keep spinning for a while
-    after its last call."""
+    """(median, minimum) times of two jobs, timed in alternating rounds (ours, theirs,
+    ours, ...) so that a passing load on a shared machine hits both alike.
+
+    A round is one untimed call, then one timed call: the steady state of consecutive
+    steps, as in training. (A library's BLAS threads park after a short idle spell, and
+    the first call after the pause wakes them; for small workloads that wake-up alone
+    can double the time.) A pause separates the rounds, because each library's idle
+    threads keep spinning for a while after its last call.
+    """
     if theirs is None:
         return _summary(samples(ours, repeats)), None
     a, b = [], []
-    for k in range(repeats):
-        a += samples(ours, 1, warmup=int(k == 0))
+    for _ in range(repeats):
+        a += samples(ours, 1, warmup=1)
         time.sleep(pause)
-        b += samples(theirs, 1, warmup=int(k == 0))
+        b += samples(theirs, 1, warmup=1)
         time.sleep(pause)
     return _summary(a), _summary(b)
 
