@@ -112,6 +112,8 @@ def pgd(model, x: np.ndarray, y: np.ndarray, eps: float, alpha: float | None = N
                                        steps, targeted, **step_args)
         else:
             x_r = pgd_steps(model, x, y, start, eps, sign * alpha, steps, **step_args)  # 2-4
+        if restarts == 1 and not return_loss:   # one run: its result is the worst case
+            return x_r
         logits = predict(model, x_r)
         worst.keep(todo, x_r, loss_fn(logits, y[todo]).data,
                    attack_success(logits, y[todo], targeted), first=r == 0)
