@@ -1,6 +1,7 @@
 """Tests for npadv.data: embedded MNIST-5k, IDX files, downloads, loaders, batching."""
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import http.server
@@ -8,6 +9,7 @@ import os
 import socket
 import sys
 import threading
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -410,6 +412,19 @@ def test_load_mnist_falls_back_to_next_mirror(server, tmp_path, monkeypatch):
     table = _write_set(root / "good", arrays)
     monkeypatch.setattr(mnist_mod, "MNIST_MIRRORS", (f"{base}/nothing-here/", f"{base}/good/"))
     _assert_matches(load_mnist(tmp_path / "d", sha256=table), arrays)
+
+
+def test_a_failed_mirror_leaves_no_connection_open(server, tmp_path, monkeypatch):
+    root, base = server
+    monkeypatch.delenv("NPADV_MIRROR", raising=False)
+    table = _write_set(root / "good", _fake_set(2))
+    monkeypatch.setattr(mnist_mod, "MNIST_MIRRORS", (f"{base}/nothing-here/", f"{base}/good/"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        load_mnist(tmp_path / "d", sha256=table)              # the first mirror answers 404
+        gc.collect()                                          # an open response warns here
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not leaks, leaks
 
 
 def test_load_mnist_official_hashes_reject_other_files(server, tmp_path, monkeypatch):

@@ -113,6 +113,7 @@ def download(
                         h.update(chunk)
                         size += len(chunk)
             except urllib.error.HTTPError as exc:
+                exc.close()                                  # it holds the open response
                 raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
             except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
