@@ -53,12 +53,13 @@ for e in entries:
 # comparison.png (the per-epoch PGD-10 check against cumulative training time).
 
 # %%
-summary = compare(entries, demo_data(settings), eps=args.eps, budget=settings["budget"],
+data = demo_data(settings)
+summary = compare(entries, data, eps=args.eps, budget=settings["budget"],
                   n_eval=settings["n_eval"], check_size=settings["check_size"],
                   attacks=evaluation(args.eps, settings["pgd_steps"], settings["restarts"],
                                      settings["apgd_steps"]),
                   out=args.out, progress=True,
-                  title=f"MNIST-5k, small_cnn, L∞ ε = {args.eps}, "
+                  title=f"MNIST-5k ({len(data[0]):,} train), small_cnn, L∞ ε = {args.eps}, "
                         f"{settings['budget']:g} s of training each")
 
 # %% [markdown]

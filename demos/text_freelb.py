@@ -47,7 +47,7 @@ from npadv.text import (
 parser = argparse.ArgumentParser(description="natural, FGM, PGD-3 and FreeLB-3 on the "
                                              "synthetic sentiment task")
 parser.add_argument("--quick", action="store_true",
-                    help="2 seeds, 8 epochs, 500 test sentences, PGD-5 evaluation")
+                    help="2 seeds, 5 epochs, 300 test sentences, PGD-5 evaluation")
 parser.add_argument("--out", type=Path, default=Path("demos/out/text_freelb"),
                     help="folder for text_freelb.png and text_freelb.json")
 args, _ = parser.parse_known_args()

@@ -294,12 +294,14 @@ def mnist_demo(quick: bool = False, eps: float = 0.1, methods: list[str] | None 
         plan = [e for e in PLANS["full"] if e.method in methods]
     settings = DEMO_QUICK if quick else DEMO_FULL
     entries = [*plan, reference(settings["reference_epochs"], settings["reference_steps"])]
-    summary = compare(entries, demo_data(settings), eps=eps, budget=settings["budget"], seed=seed,
+    data = demo_data(settings)
+    summary = compare(entries, data, eps=eps, budget=settings["budget"], seed=seed,
                       n_eval=settings["n_eval"], check_size=settings["check_size"],
                       attacks=evaluation(eps, settings["pgd_steps"], settings["restarts"],
                                          settings["apgd_steps"], seed),
                       out=out, progress=progress,
-                      title=f"MNIST-5k, small_cnn, L∞ ε = {eps}, equal training budget")
+                      title=f"MNIST-5k ({len(data[0]):,} train), small_cnn, L∞ ε = {eps}, "
+                            "equal training budget")
     report(summary, out)
     return summary
 

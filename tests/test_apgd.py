@@ -9,7 +9,7 @@ import npadv
 from npadv import nn, optim
 from npadv.attacks import apgd, checkpoints, dlr_loss, pgd, random_start
 from npadv.attacks.apgd import _halve
-from npadv.data import load_mnist_5k
+from npadv.data import iterate_batches, load_mnist_5k
 from npadv.tensor import Tensor
 
 
@@ -91,11 +91,9 @@ def trained_cnn():
     model = npadv.small_cnn(seed=0)
     opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     for epoch in range(2):
-        order = np.random.default_rng(epoch).permutation(len(x_train))
-        for start in range(0, len(order), 128):
-            idx = order[start:start + 128]
+        for xb, yb in iterate_batches(x_train, y_train, 128, seed=epoch):
             opt.zero_grad()
-            npadv.functional.cross_entropy(model(Tensor(x_train[idx])), y_train[idx]).backward()
+            npadv.functional.cross_entropy(model(Tensor(xb)), yb).backward()
             opt.step()
     model.eval()
     return model, x_test[:200], y_test[:200]

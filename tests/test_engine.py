@@ -59,6 +59,7 @@ test_relu_gradient = gradient_property(ops.relu, arrays(small_shapes, zeros=True
 test_max_gradient_with_ties = gradient_property(lambda t: ops.max(t, axis=-1),
                                                 arrays(small_shapes, ties=True))
 test_max_pool2d_gradient_with_ties = pool2d_property(F.max_pool2d)
+test_relu_max_pool2d_gradient_with_ties = pool2d_property(F.relu_max_pool2d)
 
 
 @given(data=st.data())

@@ -25,7 +25,7 @@ from npadv.attacks import (
     norm_per_example,
     suite,
 )
-from npadv.data import load_mnist_5k
+from npadv.data import iterate_batches, load_mnist_5k
 from npadv.tensor import Tensor
 
 
@@ -37,11 +37,9 @@ def linear_mnist():
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10, rng=np.random.default_rng(0)))
     opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     for epoch in range(2):
-        order = np.random.default_rng(epoch).permutation(len(x_train))
-        for start in range(0, len(order), 64):
-            idx = order[start:start + 64]
+        for xb, yb in iterate_batches(x_train, y_train, 64, seed=epoch):
             opt.zero_grad()
-            npadv.functional.cross_entropy(model(Tensor(x_train[idx])), y_train[idx]).backward()
+            npadv.functional.cross_entropy(model(Tensor(xb)), yb).backward()
             opt.step()
     scaled = copy.deepcopy(model)
     scaled[1].weight.data *= 1e4

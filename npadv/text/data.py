@@ -275,6 +275,17 @@ def encode_dataset(sentences: Sequence[str], vocab: Vocab) -> list[np.ndarray]:
     return out
 
 
+def _check_labels(labels, n: int, what: str) -> np.ndarray:
+    """labels as a 1-D integer array of length n (the number of `what`), else ValueError."""
+    y = np.asarray(labels)
+    if y.ndim != 1 or (y.size and y.dtype.kind not in "iu"):
+        raise ValueError(f"labels must be a 1-D integer array, got dtype {y.dtype} shape "
+                         f"{y.shape}")
+    if n != y.shape[0]:
+        raise ValueError(f"{n} {what} but {y.shape[0]} labels")
+    return y
+
+
 def iterate_text_batches(ids_list: Sequence[np.ndarray], labels: np.ndarray, batch_size: int,
                          shuffle: bool = True, seed: int = 0, epoch: int = 0,
                          drop_last: bool = False, max_len: int | None = None,
@@ -289,12 +300,7 @@ def iterate_text_batches(ids_list: Sequence[np.ndarray], labels: np.ndarray, bat
     0..N-1. The last batch may be smaller than `batch_size` unless `drop_last`. Argument
     errors (length mismatch, bad batch_size, non-integer labels) raise at the call.
     """
-    y = np.asarray(labels)
-    if y.ndim != 1 or (y.size and y.dtype.kind not in "iu"):
-        raise ValueError(f"labels must be a 1-D integer array, got dtype {y.dtype} shape "
-                         f"{y.shape}")
-    if len(ids_list) != y.shape[0]:
-        raise ValueError(f"{len(ids_list)} sequences but {y.shape[0]} labels")
+    y = _check_labels(labels, len(ids_list), "sequences")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     y = y.astype(np.int64, copy=False)
@@ -409,12 +415,7 @@ def write_tsv(path: str | os.PathLike, sentences: Sequence[str], labels: np.ndar
     Raises ValueError if lengths differ, labels are not integers, or a sentence contains a
     tab or newline (the format has no quoting) or is blank.
     """
-    y = np.asarray(labels)
-    if y.ndim != 1 or (y.size and y.dtype.kind not in "iu"):
-        raise ValueError(f"labels must be a 1-D integer array, got dtype {y.dtype} shape "
-                         f"{y.shape}")
-    if len(sentences) != y.shape[0]:
-        raise ValueError(f"{len(sentences)} sentences but {y.shape[0]} labels")
+    y = _check_labels(labels, len(sentences), "sentences")
     rows = ["sentence\tlabel"]
     for i, (sentence, label) in enumerate(zip(sentences, y.tolist(), strict=True)):
         if any(ch in sentence for ch in "\t\r\n") or not sentence.strip():
