@@ -39,7 +39,7 @@ def _feasible(w, norm, e, a, b):
     """x-offsets made feasible: clip to the box offsets [a, b], then shrink into the ball."""
     w = np.clip(w, a, b)
     r = _norm(w, norm)
-    scale = np.minimum(1.0, np.divide(e, r, out=np.ones_like(r), where=r > 0))
+    scale = np.divide(e, r, out=np.ones_like(r), where=r > e)   # shrink only what is outside
     return w * scale[:, None]
 
 
