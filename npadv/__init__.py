@@ -3,12 +3,18 @@
 Its own reverse-mode autograd (Tensor), layers (npadv.nn), reference models, attacks
 (npadv.attacks) and training methods (npadv.training), each written like its paper.
 """
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 from . import functional, nn, optim
 from .cost import CostMeter, cost
 from .models import build_model, madry_cnn, mlp, small_cnn
 from .tensor import Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, unbroadcast
 
-__version__ = "0.1.0"
+try:
+    __version__ = _version("npadv")        # the one source is pyproject.toml
+except PackageNotFoundError:               # imported from a source tree that is not installed
+    __version__ = "unknown"
 
 __all__ = [
     "Tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "unbroadcast", "cost",

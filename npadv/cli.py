@@ -461,7 +461,10 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="npadv", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"npadv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)

@@ -207,3 +207,13 @@ def test_overflowing_model_is_blamed_not_its_inputs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "weights overflow" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_version_comes_from_the_installed_metadata(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"npadv {version('npadv')}"
+    assert npadv.__version__ == version("npadv")
