@@ -349,6 +349,42 @@ def _eval_attacks(args, eps: float) -> tuple[list, bool]:
     return specs, False
 
 
+def _plan_line(args, attacks, n: int) -> str:
+    """What `npadv eval` is about to run: the suite or attacks, n, ε and the batches."""
+    from .attacks.evaluate import SUITES
+
+    if args.attack[0] in SUITES:
+        stages = " -> ".join(f"{name} ({', '.join(f'{k} {v}' for k, v in options.items())})"
+                             for name, options in SUITES[args.attack[0]])
+        what = f"{args.attack[0]} suite: {stages}"
+    else:
+        what = ", ".join(a.name for a in attacks) or "clean accuracy only"
+    eps = ", ".join(f"{e:g}" for e in args.eps)
+    batches = -(-n // args.batch_size)
+    return (f"{what}; n = {n} in {batches} batch{'es' if batches > 1 else ''} of up to "
+            f"{args.batch_size}, {args.norm} eps = {eps}")
+
+
+def _estimate(n: int, n_eps: int, batch_size: int):
+    """An on_batch callback that prints, after the first batch, the time for all n examples
+    (and every ε) extrapolated from it."""
+    def on_batch(done: int, seconds: float) -> None:
+        if done == min(batch_size, n) < n:
+            total = seconds * n / done * n_eps
+            at_each = f" at {n_eps} ε" if n_eps > 1 else ""
+            print(f"first batch: {done} of {n} examples in {_duration(seconds)}; estimated "
+                  f"time for all {n}{at_each}: about {_duration(total)}", flush=True)
+
+    return on_batch
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+
+
 def cmd_eval(args) -> int:
     from .attacks.checks import GradientMaskingWarning
     from .attacks.evaluate import evaluate
@@ -366,14 +402,19 @@ def cmd_eval(args) -> int:
         x, y = x[:args.n], y[:args.n]
     print(f"checkpoint {args.checkpoint} ({meta['model']}, {meta.get('method', '?')}), "
           f"{args.dataset} test, n = {len(x)}")
-    print(f"{'attack':<48}{'norm':<6}{'eps':>7}{'accuracy':>10}")
+    print(_plan_line(args, plans[0][1], len(x)))
+    if args.attack == ["standard"]:
+        print("for a fast check, --attack quick runs the same cascade with smaller budgets")
     results = []
+    estimate = _estimate(len(x), len(plans), args.batch_size)
     for eps, attacks, cascade in plans:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GradientMaskingWarning)
             report = evaluate(model, x, y, attacks, batch_size=args.batch_size,
-                              progress=not args.no_progress, cascade=cascade)
+                              progress=not args.no_progress, cascade=cascade,
+                              on_batch=None if results else estimate)
         if not results:
+            print(f"{'attack':<48}{'norm':<6}{'eps':>7}{'accuracy':>10}")
             print(f"{'clean':<48}{'':<6}{'':>7}{report.clean_accuracy:>10.4f}")
         prefix = "after " if cascade else ""
         for label, acc in report.attack_accuracy.items():

@@ -120,15 +120,20 @@ def test_cli_train_resume_and_eval(tmp_path, capsys):
     assert main(args) == 2
     assert "exists; use --resume" in capsys.readouterr().err
     eval_json = tmp_path / "eval.json"
+    capsys.readouterr()
     assert main(["eval", "--checkpoint", str(out / "checkpoint.npz"), "--n", "100",
-                 "--attack", "fgsm", "--eps", "0", "0.2", "--no-progress",
+                 "--attack", "fgsm", "--eps", "0", "0.2", "--no-progress", "--batch-size", "40",
                  "--json", str(eval_json)]) == 0
+    printed = capsys.readouterr().out
+    # the plan, then the estimate from the first batch, before the results
+    assert "fgsm; n = 100 in 3 batches of up to 40, linf eps = 0, 0.2" in printed
+    assert printed.index("first batch: 40 of 100 examples in") < printed.index("worst case")
+    assert "estimated time for all 100 at 2 ε: about" in printed
     result = json.loads(eval_json.read_text())
     assert result["n"] == 100 and [r["eps"] for r in result["results"]] == [0, 0.2]
     # ε = 0 leaves the accuracy clean; ε = 0.2 on a natural MLP lowers it
     assert result["results"][0]["robust_accuracy"] == result["clean_accuracy"]
     assert result["results"][1]["robust_accuracy"] < result["clean_accuracy"]
-    assert "worst case" in capsys.readouterr().out
     assert main(["eval", "--checkpoint", str(tmp_path / "missing.npz")]) == 2
 
 

@@ -28,8 +28,9 @@ and are issued as GradientMaskingWarning.
 from __future__ import annotations
 
 import inspect
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -258,7 +259,8 @@ def _progress(total: int, enabled: bool):
 def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | str = "standard",
              eps: float | None = None, batch_size: int = 256, progress: bool = False,
              checks: bool = True, tol: float = 0.02, margin_tol: float = 0.03,
-             cascade: bool | None = None) -> EvalReport:
+             cascade: bool | None = None,
+             on_batch: Callable[[int, float], None] | None = None) -> EvalReport:
     """Clean, per-attack and robust (worst case over all attacks) accuracy.
 
     Args:
@@ -277,6 +279,8 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | st
             margin-loss one (and gradient attacks than a gradient-free one) before a warning.
         cascade: run each attack only on the examples all earlier ones left correct
             (default: True for a suite, False for Attack specs).
+        on_batch: called after each batch as on_batch(examples done, seconds since the
+            start), e.g. to estimate the time left from the first batch.
 
     Returns:
         EvalReport; robust_accuracy ≤ each attack's accuracy ≤ clean_accuracy.
@@ -301,6 +305,7 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | st
     under = np.zeros((len(attacks), n), dtype=bool)
     ran_on: list[np.ndarray] = []                  # first batch: where each attack ran
     bar = _progress(-(-n // batch_size) * max(len(attacks), 1), progress)
+    start = time.perf_counter()
     with evaluating(model):
         for s in range(0, n, batch_size):
             xb, yb = x[s:s + batch_size], y[s:s + batch_size]
@@ -317,6 +322,8 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | st
                     alive = ok
                 if bar is not None:
                     bar.update(1)
+            if on_batch is not None:
+                on_batch(min(s + batch_size, n), time.perf_counter() - start)
         accuracies = [float(u.mean()) if n else 0.0 for u in under]
         messages = (_run_checks(model, x[:batch_size], y[:batch_size], attacks, accuracies,
                                 ran_on, under[:, :batch_size], cascade, tol, margin_tol)
