@@ -1,5 +1,6 @@
 """For each deliberately wrong backward or projection in tests/test_testing.py: the minimal
-failing example hypothesis shrinks to, and whether one check at a random point catches it.
+failing example hypothesis shrinks to (npadv.testing.minimal_failure), and whether one check
+at a random point catches it.
 
 The single-point check is npadv.gradcheck.gradcheck (every element, central differences)
 for ops, and npadv.testing.assert_projection at one point for projections. It runs with
@@ -29,24 +30,34 @@ from npadv.testing import (  # noqa: E402
     ProjectionCase,
     ProjectionError,
     assert_projection,
+    minimal_failure,
 )
 
 SEARCH = settings(max_examples=100, derandomize=True, database=None, deadline=None,
-                  suppress_health_check=list(HealthCheck), print_blob=False,
-                  report_multiple_bugs=False)
-_NAMES = {"array": np.array, "float32": np.float32, "float64": np.float64, "inf": np.inf,
-          "ConvCase": ConvCase, "PoolCase": PoolCase, "ProjectionCase": ProjectionCase}
+                  suppress_health_check=list(HealthCheck))
+
+
+def compact(value) -> str:
+    """A case as one short line: arrays as nested lists of 4 significant digits."""
+    if isinstance(value, np.ndarray):
+        text = np.array2string(value, precision=4, separator=", ", threshold=64,
+                               max_line_width=10**6)
+        return " ".join(text.split())
+    if hasattr(value, "_asdict"):
+        fields = ", ".join(f"{k}={compact(v)}" for k, v in value._asdict().items())
+        return f"{type(value).__name__}({fields})"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(compact(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
 
 
 def shrink(prop) -> tuple[str, object]:
-    """(the falsifying example as hypothesis prints it, the drawn case itself)."""
-    try:
-        SEARCH(prop)()
-    except (GradcheckError, ProjectionError) as err:
-        note = next(n for n in getattr(err, "__notes__", []) if "Falsifying" in n)
-        text = note.split("case=", 1)[1].rsplit(")", 1)[0].strip().rstrip(",")
-        return " ".join(text.split()), eval(text, _NAMES)
-    raise AssertionError("the kit did not catch this mutant")
+    """(the minimal failing case, compact, and the case itself)."""
+    found = minimal_failure(prop, SEARCH)
+    if found is None:
+        raise AssertionError("the kit did not catch this mutant")
+    case, _ = found
+    return compact(case), case
 
 
 def randomise(case, rng):

@@ -20,9 +20,9 @@ import numpy as np
 from hypothesis import HealthCheck, settings
 
 from npadv import functional as F
-from npadv.gradcheck import GradcheckError, gradcheck
+from npadv.gradcheck import gradcheck
 from npadv.tensor import Tensor
-from npadv.testing import pool2d_property
+from npadv.testing import minimal_failure, pool2d_property
 
 parser = argparse.ArgumentParser(description="hypothesis shrinking a wrong max-pool backward")
 parser.add_argument("--quick", action="store_true", help="fewer hypothesis examples")
@@ -67,16 +67,18 @@ results["single_point_gradcheck"] = {"shape": list(x.shape), "kernel": 2, "passe
 search = settings(max_examples=20 if args.quick else 100, derandomize=True, database=None,
                   deadline=None, suppress_health_check=list(HealthCheck), print_blob=False,
                   report_multiple_bugs=False)
-try:
-    search(pool2d_property(max_pool_every_tied_tap))()
-    shrunk, message = None, "not caught"
-except GradcheckError as err:
-    note = next(n for n in err.__notes__ if "Falsifying" in n)
-    shrunk = " ".join(note.split("case=", 1)[1].rsplit(")", 1)[0].split()).rstrip(",")
-    message = str(err)
+found = minimal_failure(pool2d_property(max_pool_every_tied_tap), search)
+if found is None:
+    case, shrunk, message = None, None, "not caught"
+else:
+    case, error = found                      # the shrunk PoolCase itself, and its GradcheckError
+    fields = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in case._asdict().items()}
+    shrunk = "PoolCase(" + ", ".join(f"{k}={v}" for k, v in fields.items()) + ")"
+    message = str(error)
 print(f"pool2d_property(max_pool_every_tied_tap) fails.\n  minimal example: {shrunk}\n"
       f"  {message}")
-results["property"] = {"shrunk": shrunk, "message": message}
+results["property"] = {"shrunk": shrunk, "message": message,
+                       "case": None if case is None else fields}
 
 # %% [markdown]
 # Two tied taps in one window: moving both up by t moves the maximum by t, but the wrong

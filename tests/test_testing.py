@@ -2,12 +2,13 @@
 projections: each mutant must fail, each correct version must pass."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from npadv import functional as F
@@ -28,6 +29,7 @@ from npadv.testing import (
     conv_cases,
     gradient_property,
     labelled_batches,
+    minimal_failure,
     pool2d_property,
     pool_cases,
     projection_property,
@@ -247,6 +249,111 @@ def test_single_point_gradcheck_misses_tie_bugs():
                      rng.standard_normal((3, 2)))
     with pytest.raises(GradcheckError, match="tie-preserving"):
         assert_vjp(lambda t: max_pool_tied(share=False)(t, 2, 2, 0), np.ones((1, 1, 2, 2)))
+
+
+# ----------------------------------------------------------------------------- near kinks
+
+# relu(relu(x) @ w) here is flat on both sides of a bump about 1e-13 wide around the point
+# (x[0, 0] sits on relu's kink, the second pre-activation 2.27e-13 from it), and backprop
+# gives the slope inside the bump, -0.0139 along the first random direction; at the step
+# 1e-6 the finite differences see only the flat outside.
+NEAR_TWO_KINKS = (np.array([[0.0, 2.27e-13]]), np.array([[0.0, -1.0], [0.0, 1.0]]))
+
+test_relu_block_near_two_kinks = SEARCH(example(case=NEAR_TWO_KINKS)(
+    gradient_property(relu_block(ops.relu), relu_block_inputs())))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_points_within_the_step_of_a_kink_are_kinks(dtype):
+    x, w = (a.astype(dtype) for a in NEAR_TWO_KINKS)
+    f = relu_block(ops.relu)
+    # x[0, 1] is 2.27e-13 from relu's kink: skipped; the other five elements compared
+    assert assert_gradients(f, x, w) == (5, 1)
+    # 3 cotangents × (2 random + 2 tie-preserving + 1 joint) directions: 9 cross a kink
+    assert assert_vjp(f, x, w) == (6, 9)
+    # the plain check still compares there, and says why it disagrees
+    with pytest.raises(GradcheckError, match=r"random direction 0: expected .* = 0\.0 .*"
+                                             r"got -0\.0138.*a kink lies within the step"):
+        assert_vjp(f, x, w, kinks="compare")
+
+
+def test_rounding_residue_next_to_a_kink_is_a_kink():
+    # 0.1·3 − 0.3 = 5.55e-17 in float64 (0 in exact arithmetic): a bump far below the
+    # rounding of the sums, next to relu's kink at x[0, 0] = 0. Every seed used to raise.
+    x, w = np.array([[0.0, 0.1, 0.3]]), np.array([[-1.0], [3.0], [-1.0]])
+    assert 0 < relu_block(ops.relu)(Tensor(x), Tensor(w)).data.item() < 1e-16
+    for seed in range(10):
+        assert assert_vjp(relu_block(ops.relu), x, w, seed=seed) == (0, 15)
+
+
+def test_kink_under_the_kink_tests_limit_is_not_an_error():
+    # Moving x[0, 1] = 0 up adds 7.5e-7·relu(t) to an output near 9: a kink whose jump,
+    # 7.5e-7·v[0, 2] = 4.8e-7, is under the kink test's limit (atol plus the rounding noise
+    # n(h) = 4.1e-7 of outputs near 9), while half of it, 2.4e-7, is above atol alone.
+    x, w = np.array([[3.0, 0.0]]), np.array([[0.0, 0.0, 3.0], [0.0, 0.0, 7.5e-7]])
+    assert assert_gradients(relu_block(ops.relu), x, w) == (6, 2)
+    with pytest.raises(GradcheckError, match=r"element \(0, 1\): expected 2\.39\d*e-07 "
+                                             r"\(finite difference\), got 0\.0"):
+        assert_gradients(relu_block(ops.relu), x, w, kinks="compare")
+
+
+def doubled(a: Tensor, grad: float) -> Tensor:
+    """2a, with a backward that multiplies by `grad` (2 is right)."""
+    return Tensor.from_op(2 * a.data, (a,), lambda g: (grad * g,))
+
+
+@pytest.mark.parametrize("a", [1e-5, 1e-7, 1e-9])
+def test_wrong_backward_near_a_kink_is_caught(a):
+    # relu's kink lies a from the point: inside the stencil ±2h for 1e-7 and 1e-9, so the
+    # check moves to a step below a/2. The slope is 3v, the wrong backward says 4v.
+    v = np.random.default_rng(0).standard_normal(1).item()
+    x = np.array([a])
+    assert assert_gradients(lambda t: ops.relu(t) + doubled(t, 2.0), x) == (1, 0)
+    with pytest.raises(GradcheckError) as caught:
+        assert_gradients(lambda t: ops.relu(t) + doubled(t, 3.0), x)
+    expected, got = (float(n) for n in
+                     re.search(r"expected (\S+) .*got (\S+) ", str(caught.value)).groups())
+    assert expected == pytest.approx(3 * v) and got == pytest.approx(4 * v)
+    assert ("at step" in str(caught.value)) == (a < 2e-6)
+    # at the kink itself there is no derivative to compare with
+    assert assert_gradients(lambda t: ops.relu(t) + doubled(t, 3.0), np.zeros(1)) == (0, 1)
+
+
+def test_wrong_backward_on_the_outputs_without_a_kink_is_caught():
+    # Moving x[1, 0] = 0 up turns on relu(0.5·t) and relu(2·t) (kinks) but leaves
+    # relu(-2·t) = 0 flat: there the gradient must be 0, and relu_tie_as_one gives
+    # v[1, 0]·(-2).
+    x, w = np.array([[-1.0], [0.0]]), np.array([[-2.0, 0.5, 2.0]])
+    v = np.random.default_rng(0).standard_normal((2, 3))
+    assert assert_gradients(relu_block(ops.relu), x, w) == (4, 1)
+    with pytest.raises(GradcheckError, match=r"element \(1, 0\) \(the 4 of 6 outputs smooth "
+                                             r"along it\): expected 0\.0 .*got (\S+) ") as caught:
+        assert_gradients(relu_block(relu_tie_as_one), x, w)
+    got = float(re.search(r"got (\S+) ", str(caught.value)).group(1))
+    assert got == pytest.approx(-2 * v[1, 0])
+
+
+# ----------------------------------------------------------------------------- minimal failures
+
+def test_minimal_failure_returns_a_failing_case():
+    prop = pool2d_property(max_pool_tied(share=False))
+    case, error = minimal_failure(prop, SEARCH)
+    assert isinstance(error, GradcheckError) and "tie-preserving" in str(error)
+    assert np.unique(case.x).size < case.x.size            # the tie the bug needs
+    assert case.x.size == 2 and case.kernel in ((1, 2), (2, 1))   # shrunk to one window
+    with pytest.raises(GradcheckError):
+        prop.check(case)
+    case, error = minimal_failure(MUTANTS["relu_grad_at_0_is_1"].prop(relu_block(relu_tie_as_one)),
+                                  SEARCH)
+    assert case[0].tolist() == [[0.0]] and case[1].item() < 0 and isinstance(error, GradcheckError)
+    case, error = minimal_failure(projection_property(linf_without_box, "linf"), SEARCH)
+    assert isinstance(error, ProjectionError)
+    assert np.any((case.z < case.lo) | (case.z > case.hi))   # the box is what it ignores
+
+
+def test_minimal_failure_is_none_for_correct_versions():
+    assert minimal_failure(pool2d_property(F.max_pool2d), SEARCH) is None
+    assert minimal_failure(projection_property(project, "linf"), SEARCH) is None
 
 
 # ----------------------------------------------------------------------------- assertions

@@ -8,22 +8,31 @@
 
 Each returns a function decorated with @given, so pytest collects it and shrinks a failure
 to a minimal example; calling it runs the search directly. Wrap it in @settings to change
-the number of examples.
+the number of examples. A property also keeps what it is made of: `prop.strategy` draws a
+case and `prop.check(case)` raises GradcheckError or ProjectionError where it fails, which
+is how minimal_failure(prop) hands back the shrunk case itself:
+
+    case, error = minimal_failure(pool2d_property(my_pool))     # or None: nothing fails
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
-from hypothesis import given
+from hypothesis import find, given
+from hypothesis import settings as Settings
 from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
 
-from ..gradcheck import assert_gradients, assert_vjp
-from .projection import assert_projection
+from ..gradcheck import GradcheckError, assert_gradients, assert_vjp
+from .projection import ProjectionError, assert_projection
 from .strategies import ball_points, broadcastable_arrays, conv_cases, pool_cases
 
 __all__ = ["gradient_property", "broadcast_property", "conv2d_property", "pool2d_property",
-           "projection_property"]
+           "projection_property", "minimal_failure"]
+
+# minimal_failure's search: deterministic, and no example database
+SEARCH = Settings(max_examples=100, derandomize=True, database=None, deadline=None)
 
 
 def _name(f) -> str:
@@ -41,7 +50,36 @@ def _property(name: str, strategy, run: Callable):
         run(case)
 
     test.__name__ = test.__qualname__ = name
-    return given(case=strategy)(test)
+    prop = given(case=strategy)(test)
+    prop.strategy, prop.check = strategy, run
+    return prop
+
+
+def minimal_failure(prop, settings: Settings | None = None
+                    ) -> tuple[object, AssertionError] | None:
+    """(case, error) for the smallest case hypothesis finds on which the property `prop`
+    (made by one of the functions above) fails, and the GradcheckError or ProjectionError
+    its check raises there; None when no case fails. The search is hypothesis.find over
+    prop.strategy, deterministic by default (SEARCH: 100 examples, derandomized); pass
+    settings to change it. Any other exception from the check propagates.
+    """
+    def fails(case) -> bool:
+        try:
+            prop.check(case)
+        except (GradcheckError, ProjectionError):
+            return True
+        return False
+
+    try:
+        case = find(prop.strategy, fails, settings=settings or SEARCH)
+    except NoSuchExample:
+        return None
+    try:
+        prop.check(case)
+    except (GradcheckError, ProjectionError) as err:
+        return case, err
+    raise AssertionError(f"the check passed on a second run at {case!r}: it is not "
+                         "deterministic")
 
 
 def gradient_property(f: Callable, *inputs: st.SearchStrategy, directions: int = 2,
