@@ -7,7 +7,7 @@
 # same training budget; a PGD-7-AT row trained for 3 epochs is the reference. Robust
 # accuracy is the per-example worst case of PGD-40 with 2 restarts, APGD-CE and APGD-DLR
 # (25 steps each) on 2,000 test images. The full run takes tens of minutes on 2 cores;
-# --quick takes about 20 s on a 3,000-image slice.
+# --quick takes about 40 s on a 3,000-image slice.
 #
 # Data: `apt-get install dataset-fashion-mnist` (Debian) puts the files where
 # `npadv.data.load_fashion_mnist` finds them; or set NPADV_DATA.

@@ -280,8 +280,8 @@ def mnist_demo(quick: bool = False, eps: float = 0.1, methods: list[str] | None 
                seed: int = 0, out: str | Path = "runs/demo", progress: bool = True) -> dict:
     """`npadv demo`: the methods on MNIST-5k at an equal budget, beside a PGD-AT reference.
 
-    quick: three methods, a short budget, 2,000 training and 100 test images (about 20 s);
-    the full version compares all eight methods (about five minutes on 2 cores). methods: a
+    quick: three methods, a short budget, 2,000 training and 100 test images (about 30 s);
+    the full version compares all eight methods (about 6 min on 2 cores). methods: a
     subset by registry name. Prints the table and writes comparison.json and
     comparison.png to out.
     """
