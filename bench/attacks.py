@@ -26,11 +26,11 @@ import time
 import numpy as np
 
 import npadv
+from npadv import Tensor
 from npadv import functional as F
 from npadv.attacks import Attack, apgd, check_eps_monotone, evaluate, pgd
 from npadv.data import load_mnist_5k
 from npadv.optim import SGD
-from npadv.tensor import Tensor
 
 BATCH = 256
 EPS_LIST = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)

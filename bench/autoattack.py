@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 
 import npadv
+from npadv import Tensor
 from npadv.attacks import evaluate
 from npadv.checkpoint import load_model
 from npadv.data import load_mnist_5k
 from npadv.export import export_torch
-from npadv.tensor import Tensor
 
 
 def have(module: str) -> bool:

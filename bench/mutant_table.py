@@ -2,7 +2,7 @@
 failing example hypothesis shrinks to (npadv.testing.minimal_failure), and whether one check
 at a random point catches it.
 
-The single-point check is npadv.gradcheck.gradcheck (every element, central differences)
+The single-point check is npadv.testing.gradcheck.gradcheck (every element, central differences)
 for ops, and npadv.testing.assert_projection at one point for projections. It runs with
 random continuous values twice: at the shapes of the shrunk example, and at shapes a test
 writer might pick by hand.
@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from test_testing import MUTANTS  # noqa: E402
 
-from npadv.gradcheck import GradcheckError, gradcheck  # noqa: E402
 from npadv.testing import (  # noqa: E402
     ConvCase,
     PoolCase,
@@ -32,6 +31,7 @@ from npadv.testing import (  # noqa: E402
     assert_projection,
     minimal_failure,
 )
+from npadv.testing.gradcheck import GradcheckError, gradcheck  # noqa: E402
 
 SEARCH = settings(max_examples=100, derandomize=True, database=None, deadline=None,
                   suppress_health_check=list(HealthCheck))

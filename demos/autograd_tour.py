@@ -30,11 +30,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-import npadv.functional as F
 from npadv import Tensor, no_grad, small_cnn
+from npadv import functional as F
 from npadv.attacks import predict
 from npadv.data import load_mnist_5k
-from npadv.gradcheck import GradcheckError, assert_vjp, gradcheck
+from npadv.testing.gradcheck import GradcheckError, assert_vjp, gradcheck
 from npadv.training import TrainConfig, build_method, train
 
 parser = argparse.ArgumentParser(description="npadv's autograd engine in five minutes")

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from hypothesis import HealthCheck, settings
 
+from npadv import Tensor
 from npadv import functional as F
-from npadv.gradcheck import gradcheck
-from npadv.tensor import Tensor
 from npadv.testing import minimal_failure, pool2d_property
+from npadv.testing.gradcheck import gradcheck
 
 parser = argparse.ArgumentParser(description="hypothesis shrinking a wrong max-pool backward")
 parser.add_argument("--quick", action="store_true", help="fewer hypothesis examples")

@@ -1,15 +1,26 @@
 """npadv: adversarial training in pure NumPy.
 
-Its own reverse-mode autograd (Tensor), layers (npadv.nn), reference models, attacks
-(npadv.attacks) and training methods (npadv.training), each written like its paper.
+Its own reverse-mode autograd (npadv.engine: Tensor, grad), layers (npadv.nn), reference
+models, attacks (npadv.attacks) and training methods (npadv.training), each written like
+its paper.
 """
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from . import functional, nn, optim
+from . import nn, optim
 from .cost import CostMeter, cost
+from .engine import (
+    Tensor,
+    as_tensor,
+    enable_grad,
+    functional,
+    grad,
+    is_grad_enabled,
+    no_grad,
+    ops,
+    unbroadcast,
+)
 from .models import build_model, madry_cnn, mlp, small_cnn
-from .tensor import Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, unbroadcast
 
 try:
     __version__ = _version("npadv")        # the one source is pyproject.toml
@@ -17,7 +28,7 @@ except PackageNotFoundError:               # imported from a source tree that is
     __version__ = "unknown"
 
 __all__ = [
-    "Tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "unbroadcast", "cost",
-    "CostMeter",
-    "functional", "nn", "optim", "mlp", "small_cnn", "madry_cnn", "build_model",
+    "Tensor", "as_tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "unbroadcast",
+    "cost", "CostMeter", "functional", "ops", "nn", "optim", "mlp", "small_cnn", "madry_cnn",
+    "build_model",
 ]

@@ -10,7 +10,8 @@
 A "pass" is counted when a gradient flows back through a Module's output, so a
 forward without a backward (evaluation) counts in `forwards` but not as a pass.
 Meters nest: every active meter counts. The meter sees Module calls through a forward
-hook (nn.forward_hook), and FLOPs through `add_flops`, which matmul and conv call.
+hook (nn.forward_hook), and FLOPs through the engine's counter (npadv.engine.flops),
+which matmul and conv report to.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_ACTIVE: list[CostMeter] = []
+from .engine import Tensor, counting_flops
+from .nn import forward_hook
 
 
 class CostMeter:
@@ -31,8 +33,6 @@ class CostMeter:
 
     def count_call(self, module, out):
         """Forward hook: count the call, and its backward pass once a gradient flows back."""
-        from .tensor import Tensor
-
         self.forwards[module] += 1
         if not (isinstance(out, Tensor) and out.requires_grad):
             return out
@@ -58,17 +58,6 @@ class CostMeter:
 @contextmanager
 def cost() -> Iterator[CostMeter]:
     """Context manager yielding a CostMeter that counts everything done inside it."""
-    from .nn import forward_hook  # nn imports ops, which import this module
-
     meter = CostMeter()
-    _ACTIVE.append(meter)
-    try:
-        with forward_hook(meter.count_call):
-            yield meter
-    finally:
-        _ACTIVE.remove(meter)
-
-
-def add_flops(n: int) -> None:
-    for meter in _ACTIVE:
-        meter.flops += int(n)
+    with counting_flops(meter), forward_hook(meter.count_call):
+        yield meter

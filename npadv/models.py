@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .engine import DEFAULT_DTYPE
 from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
-from .tensor import DEFAULT_DTYPE
 
 
 def mlp(seed: int = 0, dtype=DEFAULT_DTYPE) -> Sequential:

@@ -11,9 +11,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import functional as F
-from . import ops
-from .tensor import DEFAULT_DTYPE, Tensor, as_tensor
+from .engine import DEFAULT_DTYPE, Tensor, as_tensor, ops
+from .engine import functional as F
 
 ForwardHook = Callable[["Module", object], object]
 _FORWARD_HOOKS: list[ForwardHook] = []

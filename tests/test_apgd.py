@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 import npadv
-from npadv import nn, optim
+from npadv import Tensor, nn, optim
 from npadv.attacks import apgd, checkpoints, dlr_loss, pgd, random_start
 from npadv.attacks.apgd import _halve
 from npadv.data import iterate_batches, load_mnist_5k
-from npadv.tensor import Tensor
 
 
 def accuracy(model, x, y) -> float:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import npadv
-from npadv import nn, optim
+from npadv import Tensor, nn, optim
 from npadv.attacks import (
     Attack,
     GradientMaskingWarning,
@@ -30,8 +30,7 @@ from npadv.attacks import (
     robust_accuracy_curve,
 )
 from npadv.data import load_mnist_5k
-from npadv.gradcheck import vjp_check
-from npadv.tensor import Tensor
+from npadv.testing.gradcheck import vjp_check
 
 
 # ---- models ------------------------------------------------------------------------

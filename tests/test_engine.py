@@ -9,11 +9,10 @@ from hypothesis.extra import numpy as hnp
 from strategies import arrays, broadcast_pair, distinct_values, small_shapes
 
 import npadv
+from npadv import Tensor, ops
 from npadv import functional as F
-from npadv import ops
-from npadv.gradcheck import GradcheckError, gradcheck, vjp_check
-from npadv.tensor import Tensor
 from npadv.testing import gradient_property, pool2d_property
+from npadv.testing.gradcheck import GradcheckError, gradcheck, vjp_check
 
 positive = st.floats(0.2, 3.0, width=64)
 
@@ -308,3 +307,48 @@ def test_concat_gradient(rows, p_cols, q_cols, axis):
     a, b = rng.normal(size=p_shape), rng.normal(size=q_shape)
     assert gradcheck(lambda p, q: ops.concat([p, q], axis=axis) * 1.0, [a, b])
 
+
+
+# ---- grad(outputs, inputs): the functional gradient ------------------------------------
+def _small_graph(seed: int):
+    rng = np.random.default_rng(seed)
+    x = Tensor(rng.standard_normal((4, 5)), requires_grad=True)
+    w = npadv.nn.Parameter(rng.standard_normal((5, 3)))
+    h = ops.relu(x @ w)
+    return x, w, h, F.cross_entropy(h * 2.0, rng.integers(0, 3, 4))
+
+
+@given(seed=st.integers(0, 2**16))
+def test_grad_equals_backward_and_touches_no_grad(seed):
+    x, w, h, loss = _small_graph(seed)
+    w.grad = np.full(w.shape, 7.0)                      # an earlier gradient stays as it is
+    gx, gw, gh = npadv.grad(loss, [x, w, h])
+    assert x.grad is None and np.all(w.grad == 7.0) and h.grad is None
+    x2, w2, h2, loss2 = _small_graph(seed)
+    h2.retain_grad()
+    loss2.backward()
+    np.testing.assert_array_equal(gx, x2.grad)
+    np.testing.assert_array_equal(gw, w2.grad)
+    np.testing.assert_array_equal(gh, h2.grad)           # an intermediate tensor as input
+
+
+def test_grad_computes_only_what_the_inputs_need():
+    x, w, _, loss = _small_graph(0)
+    with npadv.cost() as c:
+        npadv.grad(loss, x)
+    assert c.flops == 2 * 4 * 5 * 3                      # x's gradient only, not w's
+    with npadv.cost() as c:
+        npadv.grad(loss, [x, w])
+    assert c.flops == 2 * 2 * 4 * 5 * 3
+
+
+def test_grad_of_an_unreached_input_is_zero_and_upstream_gradients_weight_outputs():
+    x, _, h, _ = _small_graph(1)
+    other = Tensor(np.ones((2, 2)), requires_grad=True)
+    g_other = npadv.grad(h.sum(), other)
+    assert g_other.shape == (2, 2) and not g_other.any()
+    v = np.random.default_rng(2).standard_normal(h.shape)
+    g = npadv.grad(h, x, v)                              # the vector-Jacobian product vᵀ ∂h/∂x
+    np.testing.assert_allclose(g, npadv.grad((h * v).sum(), x), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="upstream gradient"):
+        npadv.grad(h, x)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import npadv
-from npadv import nn, optim
+from npadv import Tensor, nn, optim
 from npadv.attacks import (
     ATTACKS,
     SUITES,
@@ -26,7 +26,6 @@ from npadv.attacks import (
     suite,
 )
 from npadv.data import iterate_batches, load_mnist_5k
-from npadv.tensor import Tensor
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 import npadv
-from npadv import nn
+from npadv import Tensor, nn
 from npadv.checkpoint import save_checkpoint
 from npadv.export import export_checkpoint, export_torch, torch_state_dict
-from npadv.tensor import Tensor
 
 
 def mlp_with_flatten() -> nn.Sequential:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from npadv import Tensor
-from npadv.conv import (
+from npadv.engine.conv import (
     conv2d,
     conv2d_backward_reference,
     conv2d_reference,
@@ -18,9 +18,9 @@ from npadv.conv import (
     max_pool2d_reference,
     relu_max_pool2d,
 )
-from npadv.functional import linear
-from npadv.gradcheck import gradcheck
-from npadv.workspace import recycled, recycled_like
+from npadv.engine.functional import linear
+from npadv.engine.workspace import recycled, recycled_like
+from npadv.testing.gradcheck import gradcheck
 
 TOLERANCE = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-5)}
 

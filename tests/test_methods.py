@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import npadv
 from npadv import nn, optim
-from npadv.gradcheck import gradcheck
+from npadv.testing import assert_gradients
 from npadv.training.common import loss_and_input_grad
 from npadv.training.fast_at import FastAT
 from npadv.training.fgsm_at import FGSMAT
@@ -507,5 +507,7 @@ def test_trades_loss_gradient_matches_finite_differences(seed, beta):
     model = tiny_cnn(seed=seed % 5 + 1)
     x, y = batch(seed=seed, interior=True)
     x_adv = x + np.random.default_rng(seed).uniform(-EPS, EPS, x.shape)
-    assert gradcheck(lambda a, b: trades_loss(model, a, b, y, beta), [x, x_adv])
+    # a ReLU network has kinks; one may lie within the difference step, so kinks are skipped
+    report = assert_gradients(lambda a, b: trades_loss(model, a, b, y, beta), x, x_adv)
+    assert report.checked >= 0.9 * (x.size + x_adv.size)
 

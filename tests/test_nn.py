@@ -8,10 +8,9 @@ from hypothesis import strategies as st
 from strategies import arrays
 
 import npadv
+from npadv import Tensor, nn, optim
 from npadv import functional as F
-from npadv import nn, optim
-from npadv.gradcheck import gradcheck
-from npadv.tensor import Tensor
+from npadv.testing.gradcheck import gradcheck
 
 
 def _with_params(layer, x, params):
@@ -54,7 +53,7 @@ def test_embedding_layer_parameter_gradient(seed):
 @settings(max_examples=5)
 @given(seed=st.integers(0, 2**16))
 def test_reference_model_parameter_gradients_vjp(seed):
-    from npadv.gradcheck import vjp_check
+    from npadv.testing.gradcheck import vjp_check
 
     # continuous random pixels: max-pool ties and ReLU kinks have probability zero; a tiny
     # difference step (h = 1e-8) keeps the ±h points on the same side of every kink

@@ -8,10 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from npadv import nn
+from npadv import Tensor, nn
 from npadv.attacks import norm_per_example, square
 from npadv.attacks.square import margin, p_schedule
-from npadv.tensor import Tensor
 
 SHAPE = (2, 5, 4)                                         # C, H, W (not square on purpose)
 

@@ -11,10 +11,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from npadv import Tensor, ops
 from npadv import functional as F
-from npadv import ops
 from npadv.attacks.projections import project
-from npadv.tensor import Tensor
 from npadv.testing import (
     GradcheckError,
     ProjectionError,

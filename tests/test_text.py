@@ -10,12 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import npadv
+from npadv import Tensor, optim
 from npadv import functional as F
-from npadv import optim
 from npadv.attacks.projections import norm_per_example
 from npadv.cli import main
-from npadv.gradcheck import gradcheck
-from npadv.tensor import Tensor
+from npadv.testing.gradcheck import gradcheck
 from npadv.text.data import PAD_ID, pad_batch
 from npadv.text.methods import (
     fgm_perturbation,

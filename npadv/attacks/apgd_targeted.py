@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Tensor, as_tensor
+from ..engine import Tensor, as_tensor
 from .apgd import _apgd_run
 from .arguments import check_attack_inputs
 from .gradients import predict

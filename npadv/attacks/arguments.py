@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import functional as F
+from ..engine import functional as F
 from .gradients import predict
 from .projections import check_norm
 

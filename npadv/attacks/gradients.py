@@ -1,35 +1,19 @@
 """What an attack asks of the model: predictions, and the input gradient of a loss.
 
 `input_gradient` evaluates a per-example loss and its gradient with respect to the input
-without side effects on the model: the parameters' `.grad` fields and `requires_grad` flags
-are as before, and the model's train/eval mode is never touched (the model runs in whatever
-mode it is in).
+through the engine's `grad`, which touches no `.grad` and computes no parameter gradient;
+the model's train/eval mode is never touched (the model runs in whatever mode it is in).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..nn import frozen
-from ..tensor import Tensor, as_tensor, enable_grad, no_grad
+from ..engine import Tensor, as_tensor, enable_grad, grad, no_grad
 from .losses import LossFn, get_loss
 
 
 class NonFiniteGradient(FloatingPointError):
     """The model, not its finite input, produced a NaN or inf gradient."""
-
-
-def _graph_leaves(root: Tensor, exclude: Tensor) -> list[Tensor]:
-    """Leaf tensors requiring grad that `root` depends on, except `exclude`."""
-    leaves, seen, stack = [], {id(exclude)}, [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if node._vjp is None and node.requires_grad:
-            leaves.append(node)
-        stack.extend(node._parents)
-    return leaves
 
 
 def input_gradient(model, x: np.ndarray, y: np.ndarray, loss: str | LossFn = "ce"
@@ -44,19 +28,11 @@ def input_gradient(model, x: np.ndarray, y: np.ndarray, loss: str | LossFn = "ce
     """
     loss_fn = get_loss(loss) if isinstance(loss, str) else loss
     xt = Tensor(np.array(x), requires_grad=True)
-    with enable_grad(), frozen(model):
+    with enable_grad():
         logits = model(xt)
         per_example = loss_fn(logits, y)
-        if per_example.requires_grad:
-            leaves = _graph_leaves(per_example, exclude=xt)
-            saved = [(t, t.grad) for t in leaves]
-            try:
-                per_example.sum().backward()
-            finally:
-                for t, grad in saved:
-                    t.grad = grad
-    grad = xt.grad if xt.grad is not None else np.zeros_like(xt.data)
-    bad = ~np.isfinite(grad.reshape(len(grad), -1)).all(axis=1) if grad.ndim else np.zeros(0)
+        g = grad(per_example.sum(), xt)
+    bad = ~np.isfinite(g.reshape(len(g), -1)).all(axis=1) if g.ndim else np.zeros(0)
     if bad.any():
         z = as_tensor(logits).data
         where = ("its logits are NaN or inf" if not np.isfinite(z).all()
@@ -64,7 +40,7 @@ def input_gradient(model, x: np.ndarray, y: np.ndarray, loss: str | LossFn = "ce
         raise NonFiniteGradient(
             f"the model's input gradient is NaN or inf for {int(bad.sum())} of {len(bad)} "
             f"examples although the inputs are finite: {where}, so its weights overflow")
-    return per_example.data.copy(), grad.astype(xt.dtype, copy=False), as_tensor(logits).data
+    return per_example.data.copy(), g.astype(xt.dtype, copy=False), as_tensor(logits).data
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import functional as F
-from ..tensor import Tensor, as_tensor
+from ..engine import Tensor, as_tensor
+from ..engine import functional as F
 
 LossFn = Callable[[Tensor, np.ndarray], Tensor]
 

@@ -9,7 +9,7 @@ an ε-ball ∩ box. Assertions check an answer by its definition. Properties com
     test_my_projection = projection_property(my_project, "l2")
     case, error = minimal_failure(test_my_op)     # the shrunk failing case, or None
 
-assert_gradients, assert_vjp    backprop against float64 finite differences (npadv.gradcheck)
+assert_gradients, assert_vjp    backprop against float64 finite differences (gradcheck.py)
 assert_projection               feasible, idempotent, variational inequality, nearest
 """
 try:
@@ -17,7 +17,7 @@ try:
 except ImportError as err:  # pragma: no cover
     raise ImportError('npadv.testing needs hypothesis: pip install "npadv[testing]"') from err
 
-from ..gradcheck import GradcheckError, Report, assert_gradients, assert_vjp
+from .gradcheck import GradcheckError, Report, assert_gradients, assert_vjp
 from .projection import ProjectionError, assert_projection
 from .properties import (
     broadcast_property,

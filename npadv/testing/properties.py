@@ -24,7 +24,7 @@ from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from ..gradcheck import GradcheckError, assert_gradients, assert_vjp
+from .gradcheck import GradcheckError, assert_gradients, assert_vjp
 from .projection import ProjectionError, assert_projection
 from .strategies import ball_points, broadcastable_arrays, conv_cases, pool_cases
 

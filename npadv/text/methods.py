@@ -43,11 +43,11 @@ from functools import partial
 
 import numpy as np
 
-from .. import functional as F
 from ..attacks.fgsm import l2_normalize
 from ..attacks.gradients import input_gradient
 from ..attacks.projections import norm_per_example, per_example, project, steepest_step
-from ..tensor import Tensor, as_tensor
+from ..engine import Tensor, as_tensor
+from ..engine import functional as F
 from ..training.freelb import freelb_step
 
 TextStep = Callable[..., float]

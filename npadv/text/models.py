@@ -41,9 +41,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .. import ops
+from ..engine import DEFAULT_DTYPE, Tensor, as_tensor, ops
 from ..nn import Conv2d, Embedding, Linear, Module
-from ..tensor import DEFAULT_DTYPE, Tensor, as_tensor
 
 
 def window_mask(mask: np.ndarray, k: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .. import optim
 from ..cost import CostMeter, cost
-from ..tensor import no_grad
+from ..engine import no_grad
 from .data import Vocab, encode_dataset, iterate_text_batches, tokenize
 from .methods import TEXT_METHODS, TextStep, pgd_embedding
 from .models import bag_of_embeddings, text_cnn

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import functional as F
-from ..tensor import Tensor
+from ..engine import Tensor
+from ..engine import functional as F
 
 
 def loss_backward(model, x: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:

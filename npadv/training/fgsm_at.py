@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import functional as F
 from ..attacks.projections import project
-from ..tensor import Tensor
+from ..engine import Tensor
+from ..engine import functional as F
 from .common import loss_backward
 from .method import Method
 

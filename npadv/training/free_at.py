@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import functional as F
-from ..tensor import Tensor
+from ..engine import Tensor
+from ..engine import functional as F
 from .common import box_delta, clip_box
 from .method import Method
 

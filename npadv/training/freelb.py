@@ -40,9 +40,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import functional as F
 from ..attacks.projections import norm_per_example, per_example
-from ..tensor import Tensor, as_tensor
+from ..engine import Tensor, as_tensor
+from ..engine import functional as F
 from .common import box_delta
 from .method import Method
 

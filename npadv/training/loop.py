@@ -31,7 +31,7 @@ from ..attacks.pgd import pgd
 from ..checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from ..cost import cost
 from ..data.batches import Batches
-from ..functional import check_labels
+from ..engine.functional import check_labels
 from ..nn import evaluating
 from .method import Method
 

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import functional as F
-from .. import ops
 from ..attacks.gradients import input_gradient, predict
 from ..attacks.projections import project
-from ..tensor import Tensor, as_tensor
+from ..engine import Tensor, as_tensor, ops
+from ..engine import functional as F
 from .method import Method, StepFollowsEps
 
 

@@ -41,10 +41,10 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from .. import functional as F
 from ..attacks.projections import project, random_start
+from ..engine import Tensor, grad
+from ..engine import functional as F
 from ..nn import frozen
-from ..tensor import Tensor
 from .method import Method, StepFollowsEps
 
 
@@ -78,10 +78,11 @@ def hamiltonian_pass(f0, x_eta: np.ndarray, p: np.ndarray, train_f0: bool = Fals
     train_f0=False: returns ∇_η H (x_eta's shape); f0's parameters are untouched.
     train_f0=True: accumulates ∇_θ₀ H into f0's parameters' .grad and returns None.
     """
-    xt = Tensor(x_eta, requires_grad=not train_f0)
-    with nullcontext() if train_f0 else frozen(f0):
-        f0(xt).backward(p)          # the upstream gradient p makes this ∇⟨p, f0(x + η)⟩
-    return xt.grad
+    if not train_f0:
+        xt = Tensor(x_eta, requires_grad=True)
+        return grad(f0(xt), xt, p)      # the upstream gradient p makes this ∇_η⟨p, f0(x + η)⟩
+    f0(Tensor(x_eta)).backward(p)
+    return None
 
 
 class YOPO(StepFollowsEps, Method):

@@ -1,14 +1,20 @@
-"""The autograd engine: Tensor, backward, no_grad.
+"""The autograd engine: Tensor, backward, grad, no_grad.
 
 A Tensor wraps an ndarray. An op (see ops.py, conv.py, functional.py) makes a new
 Tensor that remembers its parents and a vector-Jacobian product `vjp(g)` returning
-one gradient per parent. `backward()` seeds the output, walks the graph in reverse
-topological order (found iteratively, so a 10,000-op chain is fine) and ACCUMULATES
-(+=) into every parent: a tensor used twice receives the sum of both paths.
+one gradient per parent. Both ways of differentiating walk the graph in reverse
+topological order (found iteratively, so a 10,000-op chain is fine) and sum the
+gradients that reach a tensor along every path:
 
-Leaves (tensors made by the user with requires_grad=True, and Parameters) keep
-`.grad`; an intermediate tensor keeps it only after `retain_grad()`. The adversarial
-methods use both: the gradient w.r.t. the input, and w.r.t. the first layer's output.
+- `loss.backward()` ACCUMULATES (+=) into `.grad`: leaves (tensors made by the user with
+  requires_grad=True, and Parameters) keep it; an intermediate tensor keeps it only
+  after `retain_grad()`. This is how parameters are trained.
+- `grad(outputs, inputs)` RETURNS the gradients with respect to `inputs` and touches no
+  `.grad`. It visits only the nodes on a path from an input to an output, and a backward
+  rule asks `needs_grad(parent)` to skip the work for a parent whose gradient nobody
+  reads (a matmul whose weight is not an input computes only the input's gradient).
+  This is how attacks take the gradient with respect to the input, and YOPO with
+  respect to the first layer's output.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import numpy as np
 
 DEFAULT_DTYPE = np.float32
 _GRAD_ENABLED = [True]
+_NEEDED: list[set[int] | None] = [None]   # ids of the tensors the running pass wants; None: all
 
 
 @contextmanager
@@ -42,6 +49,16 @@ def enable_grad():
 
 def is_grad_enabled() -> bool:
     return _GRAD_ENABLED[-1]
+
+
+def needs_grad(t: Tensor) -> bool:
+    """Inside a backward rule: does the running pass want the gradient of input t?
+
+    backward() wants it for every tensor that requires grad; grad(outputs, inputs) only for
+    tensors on a path to `inputs`. A rule may return None for a parent that is not wanted.
+    """
+    needed = _NEEDED[-1]
+    return t.requires_grad and (needed is None or id(t) in needed)
 
 
 def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -109,30 +126,10 @@ class Tensor:
         """Backpropagate from this tensor; `grad` is the upstream gradient (1 for a scalar)."""
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad")
-        if grad is None:
-            if self.data.size != 1:
-                raise RuntimeError(
-                    f"backward() without a gradient needs a scalar, got shape {self.shape}")
-            grad = np.ones_like(self.data)
-        grad = np.asarray(grad, dtype=self.data.dtype)
-        if grad.shape != self.data.shape:
-            grad = np.broadcast_to(grad, self.data.shape)
-        grads: dict[int, np.ndarray] = {id(self): grad}
-        for node in reversed(_topological_order(self)):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
+        for node, g in _backpropagate([self], [_seed(self, grad)], None):
             if node._vjp is None or node._retain:
                 g_own = np.array(g, dtype=node.data.dtype)  # copy: g may view another array
                 node.grad = g_own if node.grad is None else node.grad + g_own
-            if node._vjp is None:
-                continue
-            # a vjp may return a trailing None for an absent optional input (conv's bias)
-            for parent, pg in zip(node._parents, node._vjp(g), strict=False):
-                if pg is None or not parent.requires_grad:
-                    continue
-                key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
 
     # ---- conveniences --------------------------------------------------------------
     @property
@@ -202,11 +199,11 @@ class Tensor:
     def transpose(self, *axes): return _ops.transpose(self, *axes)
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
+def _topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
     """Nodes that require grad, parents before children (iterative depth-first search)."""
     order: list[Tensor] = []
     seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    stack: list[tuple[Tensor, bool]] = [(root, False) for root in reversed(roots)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
@@ -218,6 +215,81 @@ def _topological_order(root: Tensor) -> list[Tensor]:
         stack.append((node, True))
         stack.extend((p, False) for p in node._parents if p.requires_grad and id(p) not in seen)
     return order
+
+
+def _seed(out: Tensor, g) -> np.ndarray:
+    """The upstream gradient of `out`: g, or 1 for a scalar."""
+    if g is None:
+        if out.data.size != 1:
+            raise RuntimeError(f"a gradient of a non-scalar output (shape {out.shape}) needs "
+                               "its upstream gradient")
+        return np.ones_like(out.data)
+    g = np.asarray(g, dtype=out.data.dtype)
+    return g if g.shape == out.data.shape else np.broadcast_to(g, out.data.shape)
+
+
+def _backpropagate(outputs: Sequence[Tensor], seeds: Sequence[np.ndarray],
+                   wanted: set[int] | None) -> Iterator[tuple[Tensor, np.ndarray]]:
+    """Send `seeds` back from `outputs`; yield (node, its total gradient) in reverse
+    topological order, each node once all the gradients reaching it are summed.
+
+    wanted: ids of the nodes to visit (None: every node that requires grad). A node's vjp
+    runs after it is yielded, with needs_grad() answering for its parents.
+    """
+    grads: dict[int, np.ndarray] = {}
+    for out, g in zip(outputs, seeds, strict=True):
+        grads[id(out)] = g if id(out) not in grads else grads[id(out)] + g
+    _NEEDED.append(wanted)
+    try:
+        for node in reversed(_topological_order(outputs)):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            yield node, g
+            if node._vjp is None:
+                continue
+            # a vjp may return a trailing None for an absent optional input (conv's bias)
+            for parent, pg in zip(node._parents, node._vjp(g), strict=False):
+                if pg is None or not needs_grad(parent):
+                    continue
+                key = id(parent)
+                grads[key] = pg if key not in grads else grads[key] + pg
+    finally:
+        _NEEDED.pop()
+
+
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
+         grad_outputs=None) -> np.ndarray | list[np.ndarray]:
+    """The gradient of `outputs` with respect to each of `inputs`, touching no `.grad`.
+
+        x = Tensor(images, requires_grad=True)
+        g = grad(F.cross_entropy(model(x), y), x)         # ∇ₓ L, x's shape and dtype
+
+    outputs: a Tensor or a sequence of them; grad_outputs: their upstream gradients (None:
+    1 for each, which must then be scalars), i.e. the gradient of Σ⟨grad_outputs, outputs⟩.
+    inputs: a Tensor or a sequence of Tensors, leaves or intermediate ones. Returns an array
+    per input (a single array for a single Tensor), zeros where an input does not reach the
+    outputs. Only the nodes on a path from an input to an output are visited.
+    """
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    if grad_outputs is None or isinstance(grad_outputs, np.ndarray) and len(outputs) == 1:
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    seeds = [_seed(out, g) for out, g in zip(outputs, grad_outputs, strict=True)]
+    targets = {id(t) for t in inputs}
+    order = _topological_order([o for o in outputs if o.requires_grad])
+    reaches: set[int] = set()          # nodes with a path to some input (parents come first)
+    for node in order:
+        if id(node) in targets or any(id(p) in reaches for p in node._parents):
+            reaches.add(id(node))
+    found: dict[int, np.ndarray] = {}
+    live = [(o, s) for o, s in zip(outputs, seeds, strict=True) if id(o) in reaches]
+    for node, g in _backpropagate([o for o, _ in live], [s for _, s in live], reaches):
+        if id(node) in targets:
+            found[id(node)] = np.array(g, dtype=node.data.dtype)   # copy: g may be a view
+    result = [found[id(t)] if id(t) in found else np.zeros_like(t.data) for t in inputs]
+    return result[0] if single else result
 
 
 def as_tensor(x, dtype=None) -> Tensor:

@@ -6,8 +6,8 @@ import numpy as np
 
 from . import ops
 from .conv import conv2d, max_pool2d, relu_max_pool2d  # noqa: F401  (re-exported)
-from .cost import add_flops
-from .tensor import Tensor, as_tensor
+from .flops import add_flops
+from .tensor import Tensor, as_tensor, needs_grad
 
 relu = ops.relu
 tanh = ops.tanh
@@ -100,13 +100,13 @@ def linear(x, w, b=None) -> Tensor:
     def vjp(g):
         g2 = g.reshape(-1, g.shape[-1])                                  # (batch, out)
         gx = gw = gb = None
-        if x.requires_grad:
+        if needs_grad(x):
             gx = (g @ w.data).astype(x.dtype, copy=False)
             add_flops(flops)
-        if w.requires_grad:
+        if needs_grad(w):
             gw = (g2.T @ x.data.reshape(-1, x.shape[-1])).astype(w.dtype, copy=False)
             add_flops(flops)
-        if b is not None and b.requires_grad:
+        if b is not None and needs_grad(b):
             gb = g2.sum(axis=0).astype(b.dtype, copy=False)
         return gx, gw, gb
 

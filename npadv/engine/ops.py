@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cost import add_flops
-from .tensor import Tensor, as_tensor, unbroadcast
+from .flops import add_flops
+from .tensor import Tensor, as_tensor, needs_grad, unbroadcast
 from .workspace import recycled_like, scratch_like
 
 
@@ -58,7 +58,7 @@ def pow(a, b) -> Tensor:
     def vjp(g):
         ga = unbroadcast(g * b.data * a.data ** (b.data - 1), a.shape)
         gb = None
-        if b.requires_grad:
+        if needs_grad(b):
             gb = unbroadcast(g * out * np.log(a.data), b.shape)
         return ga, gb
 
@@ -76,10 +76,10 @@ def matmul(a, b) -> Tensor:
 
     def vjp(g):
         ga = gb = None
-        if a.requires_grad:
+        if needs_grad(a):
             ga = unbroadcast(g @ np.swapaxes(b.data, -1, -2), a.shape)
             add_flops(2 * out.size * k)
-        if b.requires_grad:
+        if needs_grad(b):
             gb = unbroadcast(np.swapaxes(a.data, -1, -2) @ g, b.shape)
             add_flops(2 * out.size * k)
         return ga, gb

@@ -46,8 +46,8 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from .cost import add_flops
-from .tensor import Tensor, as_tensor
+from .flops import add_flops
+from .tensor import Tensor, as_tensor, needs_grad
 from .workspace import recycled, recycled_like, scratch, scratch_like
 
 # im2col block size in elements (8 MB of float32): small enough to stay in the last-level
@@ -227,15 +227,15 @@ def conv2d(x, w, b=None, stride=1, padding=0) -> Tensor:
         gcols[..., wo:] = 0
         gcols[..., :wo] = g.transpose(1, 2, 0, 3)
         gx = gw = gb = None
-        if w.requires_grad:
+        if needs_grad(w):
             gwt = np.zeros((k, f), dtype=dtype)                            # (C·kh·kw, F) = gWᵀ
             for r0, r1, cols in _im2col(taps):
                 gwt += cols @ gf[:, r0 * t:r1 * t].T    # faster in BLAS than G @ colsᵀ
             gw = gwt.T.reshape(w.shape).astype(w.dtype, copy=False)
             add_flops(flops)
-        if b is not None and b.requires_grad:
+        if b is not None and needs_grad(b):
             gb = gf.sum(axis=1).astype(b.dtype, copy=False)                # (F,)
-        if x.requires_grad:
+        if needs_grad(x):
             dxf = _col2im(gf.reshape(f, ho, t), wmat, xf.shape, kh, kw, sh, sw, s)
             rows = dxf[:, ph * s:(ph + h) * s].reshape(c, h, n, wr)        # image rows of dxf
             gx = rows[..., pw:pw + wd].transpose(2, 0, 1, 3).astype(x.dtype, copy=False)

@@ -78,7 +78,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .tensor import Tensor
+from ..engine import Tensor
 
 __all__ = ["GradcheckError", "Report", "TOLERANCES", "assert_gradients", "assert_vjp",
            "gradcheck", "vjp_check"]
