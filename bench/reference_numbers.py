@@ -7,8 +7,9 @@ Computes, in float64 on small models with fixed seeds: parameter and input gradi
 the MLP and small_cnn; FGSM, FGM, PGD (L∞, L2, L1, with restarts), APGD, APGD-T and
 Square adversarial inputs; the weights after one minibatch of every image training method
 (two steps for the stateful ones) and of every text method; the text perturbations (FGM,
-PGD on embeddings). --compare prints the largest difference of each array from the saved
-file, relative to the array's scale, and exits 1 if any exceeds --tol.
+PGD on embeddings); and short whole runs of the shared loop, image and text (`loop`).
+--compare prints the largest difference of each array from the saved file, relative to
+the array's scale, and exits 1 if any exceeds --tol. --parts limits both to some groups.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 import npadv
 from npadv import attacks, optim
 from npadv import functional as F
-from npadv.training import build_method
+from npadv.methods import build_method, names
 
 
 def _images(n: int = 8, seed: int = 0):
@@ -90,7 +91,7 @@ def image_updates(out: dict) -> None:
 
 def text_numbers(out: dict) -> None:
     from npadv import text
-    from npadv.text.data import iterate_text_batches
+    from npadv.text.batching import iterate_text_batches
 
     task = text.make_text_task(n_train=64, n_test=16)
     ids, mask, y = next(iterate_text_batches(task.train_ids, task.train_y, 16, seed=0,
@@ -99,22 +100,56 @@ def text_numbers(out: dict) -> None:
     out["text/fgm_r"] = text.fgm_perturbation(model, ids, mask, y, 1.0)
     out["text/pgd_delta"] = text.pgd_embedding(model, ids, mask, y, 1.0, 3,
                                                random_start=True, rng=np.random.default_rng(1))
-    for name in text.TEXT_METHODS:
+    for name in names("text"):
         model = text.text_cnn(len(task.vocab), seed=5)
-        settings = text.method_settings(name)
-        step = text.text_method(name, **settings)
+        method = build_method(name, task="text")
         opt = optim.Adam(model.parameters(), 2e-3)
         for i in range(2):
-            loss = step(model, opt, ids, mask, y, np.random.default_rng([0, 0, i]))
+            loss = method.step(model, opt, ids, mask, y, np.random.default_rng([0, 0, i]))
             out[f"text/{name}/loss{i}"] = np.array(loss)
         for k, v in _weights(model).items():
             out[f"text/{name}/{k}"] = v
 
 
-def compute() -> dict[str, np.ndarray]:
+def loop_runs(out: dict) -> None:
+    """Whole runs of the shared loop: two epochs of four image methods on 512 MNIST-5k
+    images (per-epoch clean and PGD checks) and one epoch of the four text methods."""
+    from npadv import text
+    from npadv.data import load_mnist_5k
+    from npadv.training import TrainConfig, train
+
+    x, y, xt, yt = load_mnist_5k()
+    data = (x[:512], y[:512], xt[:200], yt[:200])
+    for name, flags in [("pgd", {"steps": 2}), ("fast", {}), ("free", {"replays": 2}),
+                        ("trades", {"steps": 2})]:
+        model = npadv.small_cnn(seed=0)
+        history = train(model, build_method(name, eps=0.1, **flags), data,
+                        TrainConfig(epochs=2, eval_eps=0.1, eval_size=100, eval_steps=3),
+                        progress=False)
+        _record(out, f"loop/image/{name}", model, history)
+    task = text.make_text_task(n_train=200, n_test=100)
+    for name in names("text"):
+        model = text.text_cnn(len(task.vocab), seed=0)
+        result = text.train_text(model, build_method(name, task="text"), task,
+                                 text.TextTrainConfig(epochs=1, eval_steps=3), progress=False)
+        _record(out, f"loop/text/{name}", model, result["history"])
+
+
+def _record(out: dict, key: str, model, history: list[dict]) -> None:
+    for k, v in _weights(model).items():
+        out[f"{key}/{k}"] = v
+    out[f"{key}/records"] = np.array([[r["loss"], r["clean_acc"], r.get("robust_acc", -1),
+                                       r["full_passes"]] for r in history])
+
+
+PARTS = {"gradients": gradients, "attacks": attack_points, "image": image_updates,
+         "text": text_numbers, "loop": loop_runs}
+
+
+def compute(parts=tuple(PARTS)) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
-    for part in (gradients, attack_points, image_updates, text_numbers):
-        part(out)
+    for name in parts:
+        PARTS[name](out)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -125,13 +160,18 @@ def main(argv=None) -> int:
     g.add_argument("--compare", metavar="FILE")
     p.add_argument("--tol", type=float, default=1e-12,
                    help="largest allowed |new − old| / max(1, max|old|) (default 1e-12)")
+    p.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS),
+                   help="compute and compare only these groups (default all)")
     args = p.parse_args(argv)
-    numbers = compute()
+    numbers = compute(args.parts)
     if args.save:
         np.savez(args.save, **numbers)
         print(f"saved {len(numbers)} arrays to {args.save}")
         return 0
-    old = dict(np.load(args.compare))
+    prefixes = {"gradients": "grad/", "attacks": "attack/", "image": "train/", "text": "text/",
+                "loop": "loop/"}
+    old = {k: v for k, v in np.load(args.compare).items()
+           if any(k.startswith(prefixes[part]) for part in args.parts)}
     worst, bad = 0.0, []
     for key in sorted(set(old) | set(numbers)):
         if key not in old or key not in numbers:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from npadv.attacks.pgd import pgd
 from npadv.data import load_mnist_5k
+from npadv.methods import build_method
 from npadv.models import small_cnn
 from npadv.training.loop import TrainConfig, accuracy, train
-from npadv.training.methods import build_method
 
 # (method, flags, epochs before Free's ÷ m). Passes per minibatch: PGD-10 11, Free-8 8 per
 # replay epoch, YOPO-5-3 5 full. 20 PGD epochs = 20·11 = 220 passes per example; Free-8

@@ -37,7 +37,7 @@ settings = DEMO_QUICK if args.quick else DEMO_FULL
 
 # %% [markdown]
 # ## The plan
-# Each row is a method from `npadv.training.methods` with its paper's settings, and the
+# Each row is a method from `npadv.methods` with its paper's settings, and the
 # claim its paper makes. The budget is seconds of training; a few minibatches are timed
 # first to choose how many epochs fit.
 

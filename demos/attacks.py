@@ -46,7 +46,8 @@ from npadv.attacks import (
     robust_accuracy_curve,
 )
 from npadv.data import load_mnist_5k
-from npadv.training import TrainConfig, build_method, train
+from npadv.methods import build_method
+from npadv.training import TrainConfig, train
 
 parser = argparse.ArgumentParser(description="FGSM, PGD and APGD against a natural and a "
                                              "PGD-trained CNN, with pictures")

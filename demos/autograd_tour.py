@@ -34,8 +34,9 @@ from npadv import Tensor, no_grad, small_cnn
 from npadv import functional as F
 from npadv.attacks import predict
 from npadv.data import load_mnist_5k
+from npadv.methods import build_method
 from npadv.testing.gradcheck import GradcheckError, assert_vjp, gradcheck
-from npadv.training import TrainConfig, build_method, train
+from npadv.training import TrainConfig, train
 
 parser = argparse.ArgumentParser(description="npadv's autograd engine in five minutes")
 parser.add_argument("--quick", action="store_true", help="train the CNN on fewer images")

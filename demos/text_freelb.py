@@ -33,16 +33,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from npadv.text import (
-    DEFAULT_EPS,
-    DEFAULT_TASK,
-    TextTrainConfig,
-    make_text_task,
-    method_settings,
-    text_cnn,
-    text_method,
-    train_text,
-)
+from npadv.methods import build_method
+from npadv.text import DEFAULT_TASK, TEXT_EPS, TextTrainConfig, make_text_task, text_cnn, train_text
 
 parser = argparse.ArgumentParser(description="natural, FGM, PGD-3 and FreeLB-3 on the "
                                              "synthetic sentiment task")
@@ -81,12 +73,12 @@ print(f"{len(task.train_ids)} training / {len(task.test_ids)} test sentences, "
 # (Zhu et al.'s adv-lr, adv-max-norm and adv-init-mag = α, ε, 0).
 
 # %%
-EPS = DEFAULT_EPS
+EPS = TEXT_EPS
 methods = {
     "natural": ("natural", {}),
-    "FGM": ("fgm", method_settings("fgm", EPS)),
-    "PGD-3": ("pgd", method_settings("pgd", EPS, steps=3)),
-    "FreeLB-3": ("freelb", method_settings("freelb", EPS, freelb_k=3)),
+    "FGM": ("fgm", {"eps": EPS}),
+    "PGD-3": ("pgd", {"eps": EPS, "steps": 3}),
+    "FreeLB-3": ("freelb", {"eps": EPS, "freelb_k": 3}),
 }
 epochs = 5 if args.quick else 12
 eval_steps = 5 if args.quick else 10
@@ -104,7 +96,8 @@ for seed in range(seeds):
     for name, (key, settings) in methods.items():
         model = text_cnn(len(task.vocab), seed=seed)
         config = TextTrainConfig(epochs=epochs, seed=seed, eval_eps=EPS, eval_steps=eval_steps)
-        result = train_text(model, text_method(key, **settings), task, config, progress=False)
+        method = build_method(key, task="text", **settings)
+        result = train_text(model, method, task, config, progress=False)
         runs[name].append(result)
         print(f"seed {seed}  {name:<9s} clean {result['clean_acc']:.3f}  "
               f"PGD-{eval_steps} {result['pgd_acc']:.3f}  {result['train_time']:5.1f} s")
@@ -190,7 +183,7 @@ fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(16, 4.6), constrained_layout=
                                     gridspec_kw={"width_ratios": [1, 1.1, 0.9]})
 epoch_axis = np.arange(1, epochs + 1)
 for name, rs in runs.items():
-    curves = np.array([[h["test_acc"] for h in r["history"]] for r in rs])   # (seeds, epochs)
+    curves = np.array([[h["clean_acc"] for h in r["history"]] for r in rs])  # (seeds, epochs)
     ax0.plot(epoch_axis, curves.mean(axis=0), marker="o", ms=3, color=colors[name],
              label=name)
 ax0.axhline(0.5, color="k", ls=":", lw=1, label="chance")

@@ -216,9 +216,10 @@ def load_checkpoint(path, required: tuple[str, ...] = ()
         if not slash or not name:
             raise CheckpointError(f"checkpoint {path} has an unexpected entry {key!r} "
                                   "(entries are 'part/name' or 'meta')")
-        if a.dtype.kind not in "biuf":
+        if a.dtype.kind not in "biuf" and not (part == "data" and a.dtype.kind == "U"):
             raise CheckpointError(f"checkpoint {path}: entry {key!r} has dtype {a.dtype}; "
-                                  "checkpoints hold numeric arrays only")
+                                  "checkpoints hold numeric arrays only (and the data's "
+                                  "strings, e.g. a vocabulary)")
         parts.setdefault(part, {})[name] = a
     problems = _weight_problems(parts.get("model", {}))
     if problems:

@@ -21,28 +21,7 @@ from pathlib import Path
 from .checkpoint import CheckpointError
 
 DATASETS = ["mnist-5k", "mnist", "fashion-mnist"]
-IMAGE_METHODS = ["natural", "fgsm", "fast", "pgd", "free", "yopo", "freelb", "trades"]
-TEXT_METHODS = ["natural", "fgm", "pgd", "freelb"]
-
-METHOD_HELP = """\
-methods (Goodfellow 2015; Madry 2018; Wong 2020; Shafahi 2019; Zhang 2019; Zhu 2020;
-Zhang 2019 for TRADES):
-  natural  clean cross-entropy, 1 pass per minibatch
-  fgsm     FGSM-AT: 0.5·L(x) + 0.5·L(x + ε·sign ∇ₓL), 2 passes
-  fast     Fast AT (FGSM + uniform random start, α = 1.25ε) with the catastrophic-overfitting
-           guard, 2 passes
-  pgd      PGD-K AT (random start, --steps K, α = 2.5ε/K), K + 1 passes
-  free     Free-m AT (--replays m; epochs ÷ m), m passes
-  yopo     YOPO-m-n (--yopo-m full passes, --yopo-n first-layer updates each)
-  freelb   FreeLB-K (--freelb-k ascent steps, --adv-lr, --adv-init-mag, --adv-max-norm)
-  trades   TRADES: CE(f(x)) + β·KL(f(x) ‖ f(x')), x' a K-step KL attack (--steps, --beta)
-
---task text trains a TextCNN on the synthetic sentiment task with natural, fgm (Miyato
-2017), pgd (L2 on embeddings) or freelb; ε is then an L2 radius per sentence (default 1).
-Unset flags take each task's own defaults. Same seed, same BLAS thread count: the same
-weights, bit for bit, also across --resume.
-"""
-
+TASKS = ["image", "text"]
 
 class UsageError(Exception):
     """Bad command-line input; main prints it as one line and exits with 2."""
@@ -93,72 +72,72 @@ def _check_out_file(path: str | None, flag: str) -> None:
 
 
 # ---- train ------------------------------------------------------------------------------
+# The method flags and their types; their help and defaults come from the methods'
+# declarations (npadv.methods), so each is stated once, in the method's class.
+METHOD_FLAGS = {"alpha": nonneg, "steps": nonneg_int, "beta": nonneg, "replays": positive_int,
+                "yopo_m": positive_int, "yopo_n": nonneg_int, "freelb_k": positive_int,
+                "adv_lr": nonneg, "adv_init_mag": nonneg, "adv_max_norm": nonneg}
+
+
 def _add_method_flags(p: argparse.ArgumentParser) -> None:
+    from .methods import defaults, flag_help, method_class, names
+
+    image_eps = defaults(method_class("pgd"))["eps"]
+    text_eps = defaults(method_class("fgm", "text"))["eps"]
     g = p.add_argument_group("method settings (unset = the method's paper-derived default)")
-    g.add_argument("--method", default="natural", choices=sorted(set(IMAGE_METHODS + ["fgm"])),
-                   help="training method (see below; fgm is for --task text)")
+    g.add_argument("--method", default="natural",
+                   choices=sorted(set(names("image")) | set(names("text"))),
+                   help="training method (see below)")
     g.add_argument("--eps", type=nonneg, default=None,
-                   help="radius ε of the training perturbation (image: L∞, default 0.1)")
-    g.add_argument("--alpha", type=nonneg, default=None,
-                   help="attack step α at the target ε (fast: 1.25ε; pgd: 2.5ε/K; yopo: ε/4)")
-    g.add_argument("--steps", type=nonneg_int, default=None,
-                   help="PGD-AT and TRADES inner steps K (default 10)")
-    g.add_argument("--beta", type=nonneg, default=None,
-                   help="TRADES: weight β of the KL term (default 6)")
-    g.add_argument("--replays", type=positive_int, default=None,
-                   help="Free AT: replays m per minibatch (default 8)")
-    g.add_argument("--yopo-m", type=positive_int, default=None,
-                   help="YOPO: full passes m (default 5)")
-    g.add_argument("--yopo-n", type=nonneg_int, default=None,
-                   help="YOPO: first-layer updates n per full pass (default 3)")
-    g.add_argument("--freelb-k", type=positive_int, default=None,
-                   help="FreeLB: ascent steps K (default 3)")
-    g.add_argument("--adv-lr", type=nonneg, default=None, help="FreeLB: L2 ascent step α")
-    g.add_argument("--adv-init-mag", type=nonneg, default=None,
-                   help="FreeLB: initial perturbation magnitude σ (default 0)")
-    g.add_argument("--adv-max-norm", type=nonneg, default=None,
-                   help="FreeLB: L2 bound on δ per example (0 = unbounded, the default)")
+                   help=f"radius ε of the training perturbation (image: L∞, default "
+                        f"{image_eps:g}; text: L2 per sentence, default {text_eps:g})")
+    for flag, kind in METHOD_FLAGS.items():
+        g.add_argument(_flag(flag), type=kind, default=None, help=flag_help(flag))
     g.add_argument("--no-guard", action="store_true", default=None,
                    help="fast: switch off the catastrophic-overfitting guard")
     g.add_argument("--eps-ramp", type=nonneg, default=None, metavar="EPOCHS",
                    help="raise ε linearly from 0 over this many epochs (default 0: off)")
 
 
-METHOD_FLAGS = ["eps", "alpha", "steps", "beta", "replays", "yopo_m", "yopo_n", "freelb_k",
-                "adv_lr", "adv_init_mag", "adv_max_norm"]
-
-
 def _train_parser(sub) -> None:
+    from .methods import method_help
     from .text.train import TextTrainConfig
     from .training.loop import TrainConfig
 
     image, text = TrainConfig, TextTrainConfig
-    p = sub.add_parser("train", help="train a model", epilog=METHOD_HELP,
+    p = sub.add_parser("train", help="train a model", epilog=method_help() + TRAIN_NOTE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", default="image", choices=["image", "text"])
-    p.add_argument("--model", default=None, help="mlp | small-cnn | madry-cnn (default small-cnn)")
-    p.add_argument("--dataset", default=None, choices=DATASETS, help="default mnist-5k")
+    p.add_argument("--task", default="image", choices=TASKS)
+    p.add_argument("--model", default=None,
+                   help="image: mlp | small-cnn | madry-cnn (default small-cnn); text: cnn")
+    p.add_argument("--dataset", default=None, choices=DATASETS, help="image; default mnist-5k")
+    p.add_argument("--data", nargs=2, default=None, metavar=("TRAIN.tsv", "TEST.tsv"),
+                   help="text: GLUE/SST-2 style files with sentence and label columns "
+                        "(default: the synthetic sentiment task)")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help=f"default {image.epochs} (image), {text.epochs} (text)")
     p.add_argument("--batch-size", type=positive_int, default=None,
                    help=f"default {image.batch_size} (image), {text.batch_size} (text)")
     p.add_argument("--optimizer", default=None, choices=["sgd", "adam"],
-                   help=f"default {image.optimizer} (text uses Adam)")
+                   help=f"default {image.optimizer} (image), {text.optimizer} (text)")
     p.add_argument("--lr", type=positive, default=None,
                    help=f"default {image.lr} (image), {text.lr} (text)")
     p.add_argument("--momentum", type=unit, default=None, help=f"default {image.momentum}")
     p.add_argument("--weight-decay", type=nonneg, default=None,
-                   help=f"default {image.weight_decay}")
+                   help=f"default {image.weight_decay} (image), {text.weight_decay} (text)")
     p.add_argument("--schedule", default=None,
                    choices=["constant", "multistep", "cosine", "cyclic"],
-                   help=f"default {image.schedule}; only constant lets --resume add epochs")
+                   help=f"default {image.schedule} (image), {text.schedule} (text); only "
+                        "constant lets --resume add epochs")
     p.add_argument("--seed", type=any_int, default=None, help="default 0")
     p.add_argument("--eval-eps", type=nonneg, default=None,
-                   help="ε of the per-epoch PGD check (default: the training ε; 0 = none)")
+                   help="ε of the PGD check (default: the training ε; 0 = none); image: "
+                        "after every epoch, text: after the last")
     p.add_argument("--eval-size", type=positive_int, default=None,
                    help=f"default {image.eval_size}")
     p.add_argument("--out", default=None,
-                   help="run folder for log.jsonl and checkpoint.npz (default runs/METHOD-MODEL)")
+                   help="run folder for log.jsonl and checkpoint.npz (default runs/METHOD-MODEL, "
+                        "text: runs/text-METHOD-cnn)")
     p.add_argument("--resume", action="store_true", default=None,
                    help="continue from the run folder's checkpoint (same settings)")
     p.add_argument("--no-progress", action="store_true")
@@ -174,124 +153,179 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def cmd_train(args) -> int:
-    _check_out_dir(args.out, "--out")
-    if args.task == "text":
-        return cmd_train_text(args)
-    from .data import load_dataset
-    from .models import build_model
-    from .training.loop import TrainConfig, train
-    from .training.methods import build_method
+TRAIN_NOTE = """
+Unset flags take each task's own defaults. Same seed, same BLAS thread count: the same
+weights, bit for bit, also across --resume.
+"""
+LOOP_FLAGS = ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+              "schedule", "seed", "eps_ramp", "eval_size"]
 
-    if args.method == "fgm":
-        raise UsageError("--method fgm perturbs embeddings; use it with --task text")
-    if args.eps is not None and args.eps > 1:
+
+def cmd_train(args) -> int:
+    """`npadv train`: one method on one task in the shared loop, a run folder with its
+    checkpoint and log."""
+    from .methods import build_method, names
+    from .training.loop import train
+
+    _check_out_dir(args.out, "--out")
+    task = args.task
+    if args.method not in names(task):
+        other = "text" if task == "image" else "image"
+        hint = f"; use it with --task {other}" if args.method in names(other) else ""
+        raise UsageError(f"--task {task} takes --method {', '.join(names(task))}, not "
+                         f"{args.method}{hint}")
+    wrong = ["dataset"] if task == "text" else ["data"]
+    stray = [k for k in wrong if getattr(args, k) is not None]
+    if stray:
+        raise UsageError(f"{_flag(stray[0])} does not apply to --task {task}")
+    if task == "image" and args.eps is not None and args.eps > 1:
         raise UsageError(f"--eps {args.eps} is larger than the input range [0, 1]")
-    flags = _given(args, METHOD_FLAGS)
+    flags = _given(args, ["eps", *METHOD_FLAGS])
     if args.no_guard:
         flags["guard"] = False
     try:
-        method = build_method(args.method, **flags)
+        method = build_method(args.method, task=task, **flags)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    model_name = args.model or "small-cnn"
-    try:
-        model = build_model(model_name, seed=args.seed or 0)
-    except ValueError as e:
-        raise UsageError(f"--model: {e}") from None
-    settings = _given(args, ["epochs", "batch_size", "optimizer", "lr", "momentum",
-                             "weight_decay", "schedule", "seed", "eps_ramp", "eval_size"])
-    eval_eps = args.eval_eps if args.eval_eps is not None else (method.eps or 0.0)
-    config = TrainConfig(**settings, eval_eps=eval_eps)
-    out = Path(args.out or f"runs/{args.method}-{model_name}")
+    data, model, model_name, config = (_text_run if task == "text" else _image_run)(args, method)
+    out = Path(args.out or (f"runs/text-{args.method}-{model_name}" if task == "text"
+                            else f"runs/{args.method}-{model_name}"))
     ckpt, log = out / "checkpoint.npz", out / "log.jsonl"
     if args.resume and not ckpt.exists():
         raise UsageError(f"--resume: no checkpoint at {ckpt}")
     if not args.resume and ckpt.exists():
         raise UsageError(f"{ckpt} exists; use --resume or another --out")
-    data = load_dataset(args.dataset or "mnist-5k")
     if not args.resume:
         log.unlink(missing_ok=True)
-    history = train(model, method, data, config, log_path=log, checkpoint_path=ckpt,
-                    resume=bool(args.resume), progress=not args.no_progress,
-                    model_name=model_name)
+    with _blas_for(task):
+        history = train(model, method, data, config, log_path=log, checkpoint_path=ckpt,
+                        resume=bool(args.resume), progress=not args.no_progress,
+                        model_name=model_name)
     last = history[-1]
-    print(f"{args.method} on {args.dataset or 'mnist-5k'}: clean accuracy "
-          f"{last['clean_acc']:.4f}"
-          + (f", PGD accuracy {last['robust_acc']:.4f}" if "robust_acc" in last else "")
-          + f"; checkpoint {ckpt}")
+    robust = (f", PGD-{config.eval_steps} accuracy {last['robust_acc']:.4f} at ε = "
+              f"{config.eval_eps:g}" if "robust_acc" in last else "")
+    print(f"{args.method} on {_data_name(args)}: clean accuracy {last['clean_acc']:.4f}"
+          f"{robust}; {last['full_passes']} full passes, {last['time']:.1f} s; checkpoint "
+          f"{ckpt}")
     return 0
 
 
-TEXT_FLAGS = ["method", "epochs", "batch_size", "lr", "seed", "eps", "steps", "alpha",
-              "freelb_k", "adv_lr", "adv_init_mag", "adv_max_norm", "out", "no_progress", "task"]
+def _data_name(args) -> str:
+    if args.task == "text":
+        return args.data[0] if args.data else "the synthetic sentiment task"
+    return args.dataset or "mnist-5k"
 
 
-def cmd_train_text(args) -> int:
-    """`npadv train --task text`: one method on the synthetic task; evaluate; write JSON."""
-    from dataclasses import asdict
+def _blas_for(task: str):
+    from contextlib import nullcontext
 
-    from .text import train as text_train
-    from .text.methods import text_method
+    from .text.train import one_blas_thread
 
-    ignored = sorted(k for k, v in vars(args).items()
-                     if v is not None and k not in TEXT_FLAGS + ["func", "command"])
-    if ignored:
-        raise UsageError(f"{', '.join(_flag(k) for k in ignored)} do(es) not apply to --task text")
-    if args.method not in TEXT_METHODS:
-        raise UsageError(f"--task text takes --method {', '.join(TEXT_METHODS)}, "
-                         f"not {args.method}")
-    settings = text_train.method_settings(args.method, args.eps, args.steps, args.alpha,
-                                          args.freelb_k, args.adv_lr, args.adv_init_mag,
-                                          args.adv_max_norm)
-    eps = text_train.DEFAULT_EPS if args.eps is None else args.eps
-    config = text_train.TextTrainConfig(**_given(args, ["epochs", "batch_size", "lr", "seed"]),
-                                        eval_eps=eps)
-    task = text_train.make_text_task(**text_train.DEFAULT_TASK)
-    model = text_train.build_text_model("cnn", len(task.vocab), seed=config.seed)
-    with text_train.one_blas_thread():
-        result = text_train.train_text(model, text_method(args.method, **settings), task,
-                                       config, not args.no_progress, desc=args.method)
-    record = {"task": "text", "method": args.method, "settings": settings,
-              "config": asdict(config), "data": task.settings, "model": repr(model), **result}
-    print(f"text {args.method}: clean test accuracy {result['clean_acc']:.3f}, "
-          f"L2 PGD-{config.eval_steps} (ε = {eps:g}) accuracy {result['pgd_acc']:.3f}, "
-          f"{result['full_passes']} full passes, {result['train_time']:.1f} s "
-          f"({result['train_cpu']:.1f} s CPU)")
-    if args.out:
-        path = Path(args.out) / f"text_{args.method}_seed{config.seed}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2))
-        print(f"wrote {path}")
-    return 0
+    return one_blas_thread() if task == "text" else nullcontext()
+
+
+def _image_run(args, method):
+    from .data import load_dataset
+    from .models import build_model
+    from .training.loop import TrainConfig
+
+    model_name = args.model or "small-cnn"
+    try:
+        model = build_model(model_name, seed=args.seed or 0)
+    except ValueError as e:
+        raise UsageError(f"--model: {e}") from None
+    eval_eps = args.eval_eps if args.eval_eps is not None else (method.eps or 0.0)
+    config = TrainConfig(**_given(args, LOOP_FLAGS), eval_eps=eval_eps)
+    return load_dataset(args.dataset or "mnist-5k"), model, model_name, config
+
+
+def _text_run(args, method):
+    from .text.methods import TEXT_EPS
+    from .text.task import DEFAULT_TASK, make_text_task, read_text_task
+    from .text.train import TextTrainConfig, build_text_model
+    from .text.tsv import TextFormatError
+
+    model_name = args.model or "cnn"
+    if model_name != "cnn":
+        raise UsageError(f"--model {model_name}: --task text trains the cnn (TextCNN)")
+    try:
+        task = read_text_task(*args.data) if args.data else make_text_task(**DEFAULT_TASK)
+    except (TextFormatError, ValueError) as e:
+        raise UsageError(f"--data: {e}") from None
+    model = build_text_model("cnn", len(task.vocab), seed=args.seed or 0,
+                             num_classes=task.num_classes)
+    eps = method.eps if method.eps is not None else (args.eps or TEXT_EPS)
+    eval_eps = args.eval_eps if args.eval_eps is not None else eps
+    config = TextTrainConfig(**_given(args, LOOP_FLAGS), eval_eps=eval_eps)
+    return task, model, model_name, config
 
 
 # ---- eval -------------------------------------------------------------------------------
-SINGLE_ATTACKS = ["fgsm", "pgd", "apgd", "apgd-t", "square"]
 SUITE_NAMES = ["standard", "quick"]
+NORM_TITLES = {"linf": "L∞", "l2": "L2", "l1": "L1"}
+
+
+def _single_attacks() -> dict:
+    """name -> declaration of the attacks `npadv eval --attack` offers, in registration
+    order: every registered attack (npadv.attacks.ATTACKS) whose declaration says cli."""
+    from .attacks.evaluate import ATTACKS
+
+    return {name: spec for name, spec in ATTACKS.items() if spec.cli}
+
+
+def _and(words) -> str:
+    """["a", "b", "c"] -> "a, b and c"."""
+    words = list(words)
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+def _eval_help(attacks: dict) -> dict[str, str]:
+    """The help of the flags that only some attacks take, from their declarations."""
+    from .attacks.evaluate import ATTACKS
+
+    with_loss = [s for s in attacks.values() if s.takes("loss")]
+    steps: dict[int, list[str]] = {}                     # default -> the attacks with it
+    for s in attacks.values():
+        if s.cli_steps is not None:
+            steps.setdefault(s.cli_steps, []).append(s.name)
+    queries = [s for s in attacks.values() if s.cli_queries]
+    losses = [f"{s.name} ({', '.join(s.losses)})" for s in with_loss]
+    return {
+        "loss": (f"loss of {_and(losses)}; "
+                 f"default {_and(dict.fromkeys(s.default_loss for s in with_loss))}"),
+        "targeted": "; ".join(f"{s.name}: run {ATTACKS[s.cli_targeted].title} "
+                              f"({ATTACKS[s.cli_targeted].summary})"
+                              for s in attacks.values() if s.cli_targeted),
+        "steps": ", ".join(f"{_and(names)} (default {d})" for d, names in steps.items()),
+        "restarts": (f"{_and(s.name for s in attacks.values() if s.cli_restarts)}: runs from "
+                     "new random starts, each example keeping its worst case"),
+        "queries": (f"{_and(s.name for s in queries)}: queries per example (default "
+                    f"{_and(str(s.default('n_queries')) for s in queries)})"),
+    }
 
 
 def _eval_parser(sub) -> None:
+    from .attacks.projections import NORMS
+
+    attacks = _single_attacks()
+    helps = _eval_help(attacks)
+    losses = sorted({loss for s in attacks.values() if s.takes("loss") for loss in s.losses})
     p = sub.add_parser("eval", help="clean and robust accuracy of a checkpoint")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--dataset", default="mnist-5k", choices=DATASETS)
     p.add_argument("--attack", nargs="+", default=["standard"],
-                   choices=SUITE_NAMES + SINGLE_ATTACKS + ["none"],
+                   choices=SUITE_NAMES + list(attacks) + ["none"],
                    help="a suite (standard: APGD-CE, APGD-T with DLR, Square, each on what the "
                         "earlier left unbroken; quick: the same, smaller), or attacks whose "
                         "per-example worst case is reported; none: clean accuracy only")
-    p.add_argument("--loss", default=None, choices=["ce", "cw", "dlr"],
-                   help="loss of pgd (ce, cw, dlr) and apgd (ce, dlr); default ce")
-    p.add_argument("--targeted", action="store_true",
-                   help="apgd: run APGD-T (targeted DLR over the 9 most likely other classes)")
-    p.add_argument("--norm", default="linf", choices=["linf", "l2", "l1"])
+    p.add_argument("--loss", default=None, choices=losses, help=helps["loss"])
+    p.add_argument("--targeted", action="store_true", help=helps["targeted"])
+    p.add_argument("--norm", default="linf", choices=list(NORMS))
     p.add_argument("--eps", type=nonneg, nargs="+", default=[0.1],
                    help="one ε, or several for robust accuracy against ε")
-    p.add_argument("--steps", type=nonneg_int, default=None,
-                   help="pgd (default 40), apgd and apgd-t (default 100)")
-    p.add_argument("--restarts", type=positive_int, default=1)
-    p.add_argument("--queries", type=positive_int, default=None,
-                   help="square: queries per example (default 5000)")
+    p.add_argument("--steps", type=nonneg_int, default=None, help=helps["steps"])
+    p.add_argument("--restarts", type=positive_int, default=1, help=helps["restarts"])
+    p.add_argument("--queries", type=positive_int, default=None, help=helps["queries"])
     p.add_argument("--seed", type=any_int, default=0)
     p.add_argument("--n", type=positive_int, default=None,
                    help="evaluate the first N test examples")
@@ -302,8 +336,9 @@ def _eval_parser(sub) -> None:
 
 
 def _eval_attacks(args, eps: float) -> tuple[list, bool]:
-    """The Attack specs of `npadv eval` at one ε, and whether they run as a cascade."""
-    from .attacks.evaluate import Attack, suite
+    """The Attack specs of `npadv eval` at one ε, and whether they run as a cascade. Each
+    attack's declaration says which flags it takes, their defaults, its norms and losses."""
+    from .attacks.evaluate import ATTACKS, Attack, suite
 
     names = args.attack
     if "none" in names:
@@ -320,32 +355,40 @@ def _eval_attacks(args, eps: float) -> tuple[list, bool]:
             raise UsageError(f"--loss and --targeted go with single attacks, not the "
                              f"{suites[0]} suite")
         return suite(suites[0], eps, seed=args.seed), True
-    if args.targeted and "apgd" not in names:
-        raise UsageError("--targeted applies to --attack apgd (APGD-T)")
+    single = _single_attacks()
+    if args.targeted and not any(single[name].cli_targeted for name in names):
+        raise UsageError("--targeted applies to " + " or ".join(
+            f"--attack {s.name} ({ATTACKS[s.cli_targeted].title})"
+            for s in single.values() if s.cli_targeted))
     specs = []
     for name in names:
-        if name == "apgd" and args.targeted:
-            name = "apgd-t"
+        spec = single[name]
+        if args.targeted and spec.cli_targeted:
+            spec = ATTACKS[spec.cli_targeted]
         options: dict = {}
-        if name in ("pgd", "apgd", "apgd-t"):
-            options = {"norm": args.norm, "restarts": args.restarts, "rng": args.seed}
-            options["steps"] = args.steps if args.steps is not None else (
-                40 if name == "pgd" else 100)
-            if name == "apgd-t":
-                options.pop("restarts")
-        if name in ("pgd", "apgd") and args.loss:
-            if name == "apgd" and args.loss == "cw":
-                raise UsageError("--loss cw goes with pgd; apgd takes --loss ce or dlr")
+        if spec.takes("norm"):
+            options["norm"] = args.norm
+        if spec.cli_restarts:
+            options["restarts"] = args.restarts
+        if spec.takes("rng"):
+            options["rng"] = args.seed
+        if spec.cli_steps is not None:
+            options["steps"] = spec.cli_steps if args.steps is None else args.steps
+        if spec.cli_queries and args.queries:
+            options["n_queries"] = args.queries
+        if spec.takes("loss") and args.loss:
+            if args.loss not in spec.losses:
+                takers = [s.name for s in single.values()
+                          if s.takes("loss") and args.loss in s.losses]
+                raise UsageError(f"--loss {args.loss} goes with {_and(takers)}; {name} takes "
+                                 f"--loss {' or '.join(spec.losses)}")
             options["loss"] = args.loss
-        if name == "square":
-            options = {"rng": args.seed}
-            if args.queries:
-                options["n_queries"] = args.queries
-        if name in ("fgsm", "square") and args.norm != "linf":
-            raise UsageError(f"--attack {name} is an L∞ attack; use --norm linf")
-        if name in ("apgd", "apgd-t") and args.norm == "l1":
-            raise UsageError("--attack apgd supports --norm linf or l2")
-        specs.append(Attack(name, eps, **options))
+        if args.norm not in spec.norms:
+            if len(spec.norms) == 1:
+                raise UsageError(f"--attack {name} is an {NORM_TITLES[spec.norms[0]]} attack; "
+                                 f"use --norm {spec.norms[0]}")
+            raise UsageError(f"--attack {name} supports --norm {' or '.join(spec.norms)}")
+        specs.append(Attack(spec.name, eps, **options))
     return specs, False
 
 
@@ -467,6 +510,8 @@ def cmd_export(args) -> int:
 
 # ---- demo -------------------------------------------------------------------------------
 def _demo_parser(sub) -> None:
+    from .methods import names
+
     p = sub.add_parser("demo", help="every method on MNIST-5k at an equal training budget, "
                                     "beside a PGD-AT reference (offline)")
     p.add_argument("--task", default="image", choices=["image", "text"],
@@ -476,7 +521,7 @@ def _demo_parser(sub) -> None:
                    help="three methods, 2,000 training and 100 test images, a 2 s budget "
                         "(about 30 s on 2 cores)")
     p.add_argument("--eps", type=nonneg, default=0.1)
-    p.add_argument("--methods", nargs="+", default=None, choices=IMAGE_METHODS,
+    p.add_argument("--methods", nargs="+", default=None, choices=names("image"),
                    help="subset of methods to run")
     p.add_argument("--seed", type=any_int, default=0)
     p.add_argument("--out", default="runs/demo",

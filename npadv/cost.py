@@ -4,7 +4,7 @@
         loss = F.cross_entropy(model(x), y)
         loss.backward()
     c.flops                       # multiply-add FLOPs (2 per multiply-add), forward and backward
-    c.full_passes(model)          # backward passes through the whole Sequential model
+    c.full_passes(model)          # backward passes through the whole model
     c.first_layer_passes(model)   # backward passes through model[0] alone (YOPO's cheap updates)
 
 A "pass" is counted when a gradient flows back through a Module's output, so a
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .engine import Tensor, counting_flops
-from .nn import forward_hook
+from .nn import Sequential, forward_hook
 
 
 class CostMeter:
@@ -44,15 +44,23 @@ class CostMeter:
         return Tensor.from_op(out.data, (out,), vjp)
 
     def full_passes(self, model) -> int:
-        """Backward passes through the whole model (counted at its last layer, model[-1])."""
-        return self.backwards[model[-1]]
+        """Backward passes through the whole model, counted at its output layer: a text
+        model's `classifier`, a Sequential's last layer."""
+        return self.backwards[_output_layer(model)]
 
     def first_layer_passes(self, model) -> int:
-        """Backward passes through model[0] that were not part of a full pass."""
+        """Backward passes through a Sequential's model[0] that were not part of a full
+        pass (YOPO's cheap updates); 0 for a model that is not a Sequential."""
+        if not isinstance(model, Sequential):
+            return 0
         return self.backwards[model[0]] - self.backwards[model[-1]]
 
     def __repr__(self) -> str:
         return f"CostMeter(flops={self.flops:.3e}, modules={len(self.forwards)})"
+
+
+def _output_layer(model):
+    return model.classifier if hasattr(model, "classifier") else model[-1]
 
 
 @contextmanager

@@ -14,8 +14,10 @@ import npadv
 from npadv import Tensor, nn, optim
 from npadv.attacks import (
     Attack,
+    Ball,
     GradientMaskingWarning,
     apgd,
+    apgd_targeted,
     check_eps_monotone,
     check_more_effort,
     check_pgd_vs_fgsm,
@@ -28,6 +30,7 @@ from npadv.attacks import (
     norm_per_example,
     pgd,
     robust_accuracy_curve,
+    square,
 )
 from npadv.data import load_mnist_5k
 from npadv.testing.gradcheck import vjp_check
@@ -313,6 +316,77 @@ def test_attack_inside_no_grad_still_works():
     with npadv.no_grad():
         x_adv = fgsm(model, x, y, 0.3, lo=None, hi=None)
     np.testing.assert_allclose(x_adv, x - 0.3 * np.sign(w) * s)
+
+
+# ---- the threat set as a Ball ----------------------------------------------------------
+# (name, the call with eps, norm, lo, hi as arguments, the same call with eps a Ball)
+BALL_CALLS = [
+    ("fgsm", lambda m, x, y: fgsm(m, x, y, 0.1, lo=0.0, hi=1.0),
+     lambda m, x, y: fgsm(m, x, y, Ball(0.1, "linf"))),
+    ("fgm", lambda m, x, y: fgm(m, x, y, 0.5, lo=0.0, hi=1.0),
+     lambda m, x, y: fgm(m, x, y, Ball(0.5, "l2"))),
+    ("fgm-no-box", lambda m, x, y: fgm(m, x, y, 0.5),
+     lambda m, x, y: fgm(m, x, y, Ball(0.5, "l2", None, None))),
+    ("pgd-linf", lambda m, x, y: pgd(m, x, y, 0.1, steps=4, rng=0),
+     lambda m, x, y: pgd(m, x, y, Ball(0.1, "linf"), steps=4, rng=0)),
+    ("pgd-l2-restarts", lambda m, x, y: pgd(m, x, y, 0.8, steps=3, norm="l2", restarts=2, rng=1,
+                                         return_loss=True),
+     lambda m, x, y: pgd(m, x, y, Ball(0.8, "l2"), steps=3, restarts=2, rng=1, return_loss=True)),
+    ("pgd-l1-box", lambda m, x, y: pgd(m, x, y, 2.0, steps=3, norm="l1", lo=0.1, hi=0.9, rng=2),
+     lambda m, x, y: pgd(m, x, y, Ball(2.0, "l1", 0.1, 0.9), steps=3, rng=2)),
+    ("pgd-early-stop", lambda m, x, y: pgd(m, x, y, 0.3, steps=5, early_stop=True, rng=3),
+     lambda m, x, y: pgd(m, x, y, Ball(0.3, "linf"), steps=5, early_stop=True, rng=3)),
+    ("apgd-linf", lambda m, x, y: apgd(m, x, y, 0.1, steps=6, restarts=2, rng=4),
+     lambda m, x, y: apgd(m, x, y, Ball(0.1, "linf"), steps=6, restarts=2, rng=4)),
+    ("apgd-l2-dlr", lambda m, x, y: apgd(m, x, y, 0.8, norm="l2", steps=6, loss="dlr", rng=5,
+                                      return_loss=True),
+     lambda m, x, y: apgd(m, x, y, Ball(0.8, "l2"), steps=6, loss="dlr", rng=5,
+                       return_loss=True)),
+    ("apgd-t", lambda m, x, y: apgd_targeted(m, x, y, 0.1, steps=4, n_targets=3, rng=6),
+     lambda m, x, y: apgd_targeted(m, x, y, Ball(0.1, "linf"), steps=4, n_targets=3, rng=6)),
+    ("square", lambda m, x, y: square(m, x, y, 0.1, n_queries=20, rng=7, return_loss=True),
+     lambda m, x, y: square(m, x, y, Ball(0.1, "linf"), n_queries=20, rng=7, return_loss=True)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name, with_eps, with_ball", BALL_CALLS,
+                         ids=[name for name, _, _ in BALL_CALLS])
+def test_an_attack_given_a_ball_is_the_same_attack_bit_for_bit(name, with_eps, with_ball,
+                                                               dtype):
+    net = tiny_net(dtype)
+    x = (np.random.default_rng(12).random((6, *SHAPE)) * 0.8 + 0.1).astype(dtype)
+    y = labels_for(x)
+    old, new = with_eps(net, x, y), with_ball(net, x, y)
+    for a, b in zip(old if isinstance(old, tuple) else [old],
+                    new if isinstance(new, tuple) else [new], strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_ball_and_conflicting_norm_or_box_raise():
+    x, y = np.full((3, *SHAPE), 0.5), np.array([0, 1, 2])
+    with pytest.raises(ValueError, match="norm='l1'.*disagrees with the ball's norm='l2'"):
+        pgd(NET, x, y, Ball(0.1, "l2"), norm="l1")
+    with pytest.raises(ValueError, match="lo=-1.0.*disagrees with the ball's lo=0.0"):
+        pgd(NET, x, y, Ball(0.1, "linf"), lo=-1.0)
+    with pytest.raises(ValueError, match="hi=None.*disagrees"):
+        apgd(NET, x, y, Ball(0.1, "linf"), hi=None)
+    with pytest.raises(ValueError, match="lo=0.0.*disagrees with the ball's lo=None"):
+        fgm(NET, x, y, Ball(0.1, "l2", None, None), lo=0.0)
+    with pytest.raises(ValueError, match="fgsm supports norm 'linf', got 'l2'"):
+        fgsm(NET, x, y, Ball(0.1, "l2"))
+    with pytest.raises(ValueError, match="square supports norm 'linf', got 'l1'"):
+        square(NET, x, y, Ball(0.1, "l1"))
+    with pytest.raises(ValueError, match="apgd supports norm 'linf' or 'l2', got 'l1'"):
+        apgd(NET, x, y, Ball(0.1, "l1"))
+    with pytest.raises(ValueError, match="apgd_targeted supports norm 'linf' or 'l2'"):
+        apgd_targeted(NET, x, y, Ball(0.1, "l1"))
+    with pytest.raises(ValueError, match="outside the box"):
+        pgd(NET, x, y, Ball(0.1, "linf", lo=0.6, hi=1.0))
+    # values that agree with the ball are no conflict
+    same = pgd(NET, x, y, Ball(0.1, "l2", 0.0, 1.0), norm="l2", lo=0.0, hi=1, rng=0)
+    np.testing.assert_array_equal(same, pgd(NET, x, y, 0.1, norm="l2", rng=0))
 
 
 # ---- bad arguments -------------------------------------------------------------------

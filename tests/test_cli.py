@@ -10,10 +10,10 @@ import pytest
 import npadv
 from npadv.cli import main
 from npadv.data import load_mnist_5k
+from npadv.methods import build_method
 from npadv.training import TrainConfig, train
 from npadv.training import loop as loop_module
 from npadv.training.loop import ResumeError, TrainingDiverged
-from npadv.training.methods import build_method
 
 # (arguments, the flag the message must name); "{file}" and "{dir}" are made in tmp_path.
 BAD = [
@@ -41,7 +41,7 @@ BAD = [
     (["train", "--task", "text", "--resume"], "--resume"),
     (["train", "--task", "text", "--model", "mlp"], "--model"),
     (["train", "--task", "text", "--dataset", "mnist"], "--dataset"),
-    (["train", "--task", "text", "--schedule", "constant"], "--schedule"),
+    (["train", "--data", "train.tsv", "dev.tsv"], "--data"),
     (["train", "--task", "text", "--method", "yopo"], "--method"),
     (["eval", "--checkpoint", "{file}", "--n", "0"], "--n"),
     (["eval", "--checkpoint", "{file}", "--n", "-3"], "--n"),

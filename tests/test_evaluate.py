@@ -2,6 +2,7 @@
 the scaled-model test: logit scaling must not inflate the default robust accuracy."""
 from __future__ import annotations
 
+import argparse
 import copy
 import warnings
 
@@ -14,6 +15,7 @@ from npadv.attacks import (
     ATTACKS,
     SUITES,
     Attack,
+    AttackSpec,
     GradientMaskingWarning,
     apgd,
     apgd_targeted,
@@ -22,9 +24,13 @@ from npadv.attacks import (
     check_gradient_free,
     dlr_targeted_loss,
     evaluate,
+    fgsm,
     norm_per_example,
     suite,
 )
+from npadv.attacks.evaluate import _margin_twin
+from npadv.attacks.registry import registry
+from npadv.cli import UsageError, _eval_attacks, _eval_parser
 from npadv.data import iterate_batches, load_mnist_5k
 
 
@@ -78,15 +84,16 @@ def test_a_cross_entropy_only_evaluation_of_the_scaled_model_warns(linear_mnist)
 
 
 # ---- the cascade ------------------------------------------------------------------------
-def recording_attack(log: list, flip: int):
-    """An attack that records how many examples it was given and breaks the first `flip`
-    of them (moving them to the box corner the test model misclassifies)."""
+def recording_attack(name: str, log: list, flip: int) -> AttackSpec:
+    """The declaration of an attack that records how many examples it was given and breaks
+    the first `flip` of them (moving them to the box corner the test model misclassifies)."""
     def attack(model, x, y, eps, lo=0.0, hi=1.0):
         log.append(len(x))
         out = x.copy()
         out[:flip] = 1.0
         return out
-    return attack
+    return AttackSpec(name=name, run=attack, title=name.upper(), paper="none",
+                      summary="records its batch sizes", norms=("linf",), losses=("ce",))
 
 
 class SumModel(nn.Module):
@@ -99,8 +106,8 @@ class SumModel(nn.Module):
 
 def test_each_stage_runs_only_on_the_examples_still_unbroken(monkeypatch):
     log: list[int] = []
-    monkeypatch.setitem(ATTACKS, "a", recording_attack(log, 3))
-    monkeypatch.setitem(ATTACKS, "b", recording_attack(log, 2))
+    monkeypatch.setitem(ATTACKS, "a", recording_attack("a", log, 3))
+    monkeypatch.setitem(ATTACKS, "b", recording_attack("b", log, 2))
     x = np.full((10, 4), 0.5)
     y = np.zeros(10, dtype=np.int64)
     y[9] = 1                                                  # one clean mistake
@@ -196,3 +203,88 @@ def test_masking_checks_name_the_cause(linear_mnist):
     assert check_ce_vs_margin("ce", 0.42, "dlr", 0.40) == []
     assert len(check_gradient_free("apgd-t", 0.50, "square", 0.30)) == 1
     assert check_gradient_free("apgd-t", 0.31, "square", 0.30) == []
+
+
+# ---- the declarations: one per attack, read by Attack, the checks and `npadv eval` ----
+def test_each_declaration_gives_the_loss_an_attack_follows_and_its_margin_twin():
+    assert list(ATTACKS) == ["fgsm", "fgm", "pgd", "apgd", "apgd-t", "square"]
+    for name, spec in ATTACKS.items():
+        assert spec.name == name and Attack(name, 0.1).loss == spec.default_loss
+    assert Attack("apgd-t", 0.1).loss == "dlr" and Attack("square", 0.1).loss is None
+    assert Attack("pgd", 0.1, loss="cw").loss == "cw" and ATTACKS["square"].gradient_free
+    assert _margin_twin(Attack("pgd", 0.1, steps=3), 10).label == "pgd(eps=0.1, steps=3, loss=cw)"
+    assert _margin_twin(Attack("apgd", 0.1), 3).label == "apgd(eps=0.1, loss=dlr)"
+    assert _margin_twin(Attack("apgd", 0.1), 2) is None                 # DLR needs 3 classes
+    assert _margin_twin(Attack("apgd", 0.1, loss="dlr"), 10) is None
+    assert _margin_twin(Attack("fgsm", 0.1), 10) is None
+
+
+def test_a_declaration_must_agree_with_its_function():
+    about = {"title": "T", "paper": "none", "summary": "none"}
+    with pytest.raises(ValueError, match="parameter 'norm'"):     # fgsm has no norm option
+        AttackSpec(name="f", run=fgsm, norms=("linf", "l2"), losses=("ce",), **about)
+    with pytest.raises(ValueError, match="'restarts'"):
+        AttackSpec(name="t", run=apgd_targeted, norms=("linf", "l2"), losses=("dlr",),
+                   cli_restarts=True, **about)
+    with pytest.raises(ValueError, match="margin_loss"):
+        AttackSpec(name="f", run=fgsm, norms=("linf",), losses=("ce",), margin_loss="cw",
+                   **about)
+    with pytest.raises(ValueError, match="registered twice"):
+        registry(ATTACKS["pgd"], ATTACKS["pgd"])
+    with pytest.raises(ValueError, match="not registered"):
+        registry(ATTACKS["apgd"])                                   # its --targeted: apgd-t
+
+
+def eval_args(*argv: str) -> argparse.Namespace:
+    """`npadv eval` flags, parsed by its own parser."""
+    parser = argparse.ArgumentParser()
+    _eval_parser(parser.add_subparsers())
+    return parser.parse_args(["eval", "--checkpoint", "c.npz", *argv])
+
+
+def test_npadv_eval_builds_each_attack_from_its_declaration():
+    args = eval_args("--attack", "fgsm", "pgd", "apgd", "apgd-t", "square", "--seed", "3")
+    assert [a.label for a in _eval_attacks(args, 0.1)[0]] == [
+        "fgsm(eps=0.1)", "pgd(eps=0.1, norm=linf, restarts=1, rng=3, steps=40)",
+        "apgd(eps=0.1, norm=linf, restarts=1, rng=3, steps=100)",
+        "apgd-t(eps=0.1, norm=linf, rng=3, steps=100)", "square(eps=0.1, rng=3)"]
+    args = eval_args("--attack", "pgd", "apgd", "square", "--targeted", "--loss", "dlr",
+                     "--norm", "linf", "--steps", "5", "--restarts", "2", "--queries", "50")
+    assert [a.label for a in _eval_attacks(args, 0.2)[0]] == [
+        "pgd(eps=0.2, norm=linf, restarts=2, rng=0, steps=5, loss=dlr)",
+        "apgd-t(eps=0.2, norm=linf, rng=0, steps=5)", "square(eps=0.2, rng=0, n_queries=50)"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--attack", "apgd", "--loss", "cw"], "--loss cw goes with pgd; apgd takes --loss ce or dlr"),
+    (["--attack", "fgsm", "--norm", "l2"], "--attack fgsm is an L∞ attack; use --norm linf"),
+    (["--attack", "square", "--norm", "l1"], "--attack square is an L∞ attack; use --norm linf"),
+    (["--attack", "apgd", "--norm", "l1"], "--attack apgd supports --norm linf or l2"),
+    (["--attack", "apgd", "--targeted", "--norm", "l1"],
+     "--attack apgd supports --norm linf or l2"),
+    (["--attack", "pgd", "--targeted"], "--targeted applies to --attack apgd (APGD-T)"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_npadv_eval_refuses_what_an_attack_does_not_declare(argv, message):
+    with pytest.raises(UsageError) as refused:
+        _eval_attacks(eval_args(*argv), 0.1)
+    assert str(refused.value) == message
+
+
+def test_a_new_attack_is_one_declaration_and_one_registration(monkeypatch):
+    def noise(model, x, y, eps, steps=1, restarts=1, lo=0.0, hi=1.0, rng=None):
+        """Random signs of size ε: the weakest L∞ attack (steps and restarts unused)."""
+        signs = np.random.default_rng(rng).choice([-1.0, 1.0], size=x.shape)
+        return np.clip(x + eps * signs, lo, hi)
+
+    monkeypatch.setitem(ATTACKS, "noise", AttackSpec(                 # the one registration
+        name="noise", run=noise, title="Noise", paper="none", summary="random signs",
+        norms=("linf",), cli_steps=7, cli_restarts=True))
+    attack = Attack("noise", 0.1, rng=0)
+    assert attack.loss is None                                        # gradient-free
+    report = evaluate(SumModel(), np.full((4, 4), 0.5), np.zeros(4, dtype=np.int64), [attack],
+                      checks=False)
+    assert report.attack_accuracy == {"noise(eps=0.1, rng=0)": 1.0}
+    specs, _ = _eval_attacks(eval_args("--attack", "noise", "--seed", "4"), 0.1)
+    assert [a.label for a in specs] == ["noise(eps=0.1, restarts=1, rng=4, steps=7)"]
+    with pytest.raises(UsageError, match="--attack noise is an L∞ attack"):
+        _eval_attacks(eval_args("--attack", "noise", "--norm", "l2"), 0.1)

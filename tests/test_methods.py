@@ -4,20 +4,22 @@ Tiny float64 models on a few 1×6×6 images, so equalities can be asserted to 1e
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import npadv
-from npadv import nn, optim
+from npadv import Tensor, nn, optim
+from npadv import functional as F
+from npadv.methods import build_method, method_table, names
 from npadv.testing import assert_gradients
-from npadv.training.common import loss_and_input_grad
 from npadv.training.fast_at import FastAT
 from npadv.training.fgsm_at import FGSMAT
 from npadv.training.free_at import FreeAT
 from npadv.training.freelb import FreeLB, freelb_step
-from npadv.training.methods import METHODS, build_method
 from npadv.training.natural import Natural
 from npadv.training.pgd_at import PGDAT
 from npadv.training.trades import TRADES, kl_attack, kl_divergence, trades_loss
@@ -32,6 +34,14 @@ def tiny_cnn(seed: int = 1, classes: int = 3) -> nn.Sequential:
     rng = np.random.default_rng(seed)
     return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1, rng=rng, dtype=np.float64), nn.ReLU(),
                          nn.Flatten(), nn.Linear(108, classes, rng=rng, dtype=np.float64))
+
+
+def loss_and_input_grad(model, x, y):
+    """A reference pass: (mean loss, ∇ₓL) at x; parameter gradients accumulate too."""
+    xt = Tensor(x, requires_grad=True)
+    loss = F.cross_entropy(model(xt), y)
+    loss.backward()
+    return float(loss.data), xt.grad
 
 
 def batch(seed: int = 0, n: int = 4, interior: bool = False, classes: int = 3):
@@ -410,9 +420,10 @@ def test_cost_per_minibatch(name, flags, full, first, steps):
 
 # ---- the registry ------------------------------------------------------------------------
 def test_registry_defaults():
-    assert set(METHODS) == {"natural", "fgsm", "fast", "pgd", "free", "yopo", "freelb",
-                            "trades"}
-    for name in METHODS:
+    assert set(names("image")) == {"natural", "fgsm", "fast", "pgd", "free", "yopo", "freelb",
+                                   "trades"}
+    assert set(names("text")) == {"natural", "fgm", "pgd", "freelb"}
+    for name in names("image"):
         method = build_method(name, eps=0.2)
         assert method.name == name and method.epoch_divisor >= 1
         assert method.state_dict() is not None
@@ -440,6 +451,37 @@ def test_registry_flags():
         build_method("mart")
     trades = build_method("trades", eps=0.2)
     assert (trades.steps, trades.beta) == (10, 6.0) and trades.alpha == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="unknown method 'fgm' for the image task"):
+        build_method("fgm")
+    text_freelb = build_method("freelb", task="text", eps=0.6)
+    assert (text_freelb.alpha, text_freelb.max_norm) == (0.3, 0.6)   # ε/2 and ε
+    assert build_method("pgd", task="text").alpha == pytest.approx(2.5 / 3)
+
+
+def test_every_declared_default_is_the_constructors():
+    """A flag's shown default is its constructor default, or for None the derived rule, and
+    that rule is what the constructor computes (α = 2.5ε/K, ε/4, 1.25ε, ε/2, ε)."""
+    from npadv.methods import REGISTERED, defaults
+    rules = {"1.25ε": 1.25 * 0.4, "2.5ε/K": None, "ε/4": 0.1, "ε/2": 0.2, "ε": 0.4}
+    for cls in REGISTERED:
+        method = build_method(cls.name, task=cls.task, eps=0.4)
+        for flag, default in defaults(cls).items():
+            if flag == "eps":
+                continue                                     # given: 0.4
+            value = getattr(method, cls.params.get(flag, flag))
+            expected = default
+            if isinstance(default, str):
+                expected = rules[default] or 2.5 * 0.4 / method.steps
+            assert value == pytest.approx(expected), (cls.name, flag)
+        assert cls.paper or cls.name == "natural"
+        assert cls.summary and set(cls.params) <= set(cls.flags)
+
+
+def test_readme_method_table_matches_the_registry():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("<!-- methods: npadv.methods.method_table() -->\n")
+    end = readme.index("<!-- /methods -->", start)
+    assert readme[readme.index("\n", start) + 1:end] == method_table()
 
 
 def test_alpha_follows_the_eps_ramp():

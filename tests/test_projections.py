@@ -8,6 +8,7 @@ from hypothesis.extra import numpy as hnp
 from scipy.optimize import minimize
 
 from npadv.attacks.projections import (
+    Ball,
     check_norm,
     norm_per_example,
     project,
@@ -563,3 +564,76 @@ def test_l2_without_box_is_the_plain_rescaling():
     expected = c + d * np.minimum(1, 0.5 / np.linalg.norm(d, axis=1))[:, None]
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
     assert np.all(np.linalg.norm(out - c, axis=1) <= 0.5)
+
+
+# ----------------------------------------------------------------------------- Ball
+
+def scalar_eps(eps) -> float:
+    """One radius for a Ball from a problem's ε (a scalar or one per example)."""
+    return float(np.max(eps))
+
+
+@pytest.mark.parametrize("box", [False, True])
+@pytest.mark.parametrize("norm", NORMS)
+@given(data=st.data(), f32=st.booleans())
+def test_ball_project_is_project_lands_inside_and_is_idempotent(norm, box, data, f32):
+    z, x, eps, lo, hi = data.draw(problems(box))
+    if f32:
+        z, x = z.astype(np.float32), x.astype(np.float32)
+    ball = Ball(scalar_eps(eps), norm, lo, hi)
+    p = ball.project(z, x)
+    np.testing.assert_array_equal(p, project(z, x, ball.eps, norm, lo, hi))
+    assert ball.contains(p, x).all()
+    np.testing.assert_array_equal(ball.project(p, x), p)                  # Π_S(Π_S(z)) = Π_S(z)
+
+
+@pytest.mark.parametrize("box", [False, True])
+@pytest.mark.parametrize("norm", NORMS)
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1), f32=st.booleans())
+def test_ball_sample_is_random_start_and_inside(norm, box, data, seed, f32):
+    _, x, eps, lo, hi = data.draw(problems(box))
+    if f32:
+        x = x.astype(np.float32)
+    ball = Ball(scalar_eps(eps), norm, lo, hi)
+    s = ball.sample(x, np.random.default_rng(seed))
+    np.testing.assert_array_equal(s, random_start(x, ball.eps, norm, np.random.default_rng(seed),
+                                                  lo, hi))
+    assert ball.contains(s, x).all()
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_ball_contains_refuses_points_outside_the_ball_or_the_box(norm):
+    x = np.full((3, 4), 0.5)
+    ball = Ball(0.2, norm)
+    z = x.copy()
+    z[0, 0] += 0.45                                 # outside the ball in every norm
+    z[1, 1] = 0.5 + 0.2 * (1 + 1e-9)               # just past ε, one coordinate
+    z[2] = 0.5 + 0.2 / 8                            # inside in every norm (‖·‖₁ ≈ 0.1)
+    np.testing.assert_array_equal(ball.contains(z, x), [False, False, True])
+    np.testing.assert_array_equal(ball.contains(z, x, tol=0.1), [False, True, True])
+    edge = np.ones((1, 4))
+    assert not Ball(0.2, norm, 0.0, 0.9).contains(edge, edge - 0.1)[0]   # above hi
+    assert Ball(0.2, norm, 0.0, None).contains(edge, edge - 0.1 / 4)[0]  # no upper bound
+
+
+def test_ball_is_a_checked_frozen_value():
+    assert Ball(0.1, "l2", 0, 1) == Ball(0.1, "l2")                     # bounds become floats
+    assert Ball(np.float32(0.5), "linf").eps == 0.5 and type(Ball(1, "l1").eps) is float
+    with pytest.raises(AttributeError):
+        Ball(0.1, "l2").eps = 0.2
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        Ball(-0.1, "linf")
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        Ball(np.inf, "linf")
+    with pytest.raises(ValueError, match="eps must be a scalar"):
+        Ball(np.ones(3), "linf")
+    with pytest.raises(ValueError, match="unknown norm"):
+        Ball(0.1, "l3")
+    with pytest.raises(ValueError, match="empty box"):
+        Ball(0.1, "linf", lo=1.0, hi=0.0)
+    with pytest.raises(ValueError, match="lo must be a number or None"):
+        Ball(0.1, "linf", lo=np.zeros(3))
+    with pytest.raises(ValueError, match="hi contains NaN"):
+        Ball(0.1, "linf", hi=np.nan)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        Ball(0.1, "linf").contains(np.zeros((2, 3)), np.zeros((2, 4)))

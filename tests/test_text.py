@@ -14,24 +14,14 @@ from npadv import Tensor, optim
 from npadv import functional as F
 from npadv.attacks.projections import norm_per_example
 from npadv.cli import main
+from npadv.methods import build_method
 from npadv.testing.gradcheck import gradcheck
-from npadv.text.data import PAD_ID, pad_batch
-from npadv.text.methods import (
-    fgm_perturbation,
-    freelb_text_step,
-    natural_step,
-    pgd_embedding,
-    text_method,
-)
+from npadv.text.batching import pad_batch
+from npadv.text.methods import FGM, TextFreeLB, TextNatural, fgm_perturbation, pgd_embedding
 from npadv.text.models import bag_of_embeddings, text_cnn, window_mask
-from npadv.text.train import (
-    TextTrainConfig,
-    accuracy,
-    build_text_model,
-    full_passes,
-    make_text_task,
-    train_text,
-)
+from npadv.text.task import accuracy, make_text_task
+from npadv.text.train import TextTrainConfig, build_text_model, full_passes, train_text
+from npadv.text.vocab import PAD_ID
 
 V = 12  # vocabulary of the small random batches
 
@@ -114,10 +104,11 @@ def test_perturbations_are_zero_at_padded_positions(batch, eps):
                               rng=np.random.default_rng(0))
         assert np.all(delta[pad] == 0)
         assert np.all(norm_per_example(delta, "l2") <= eps)
-    deltas: list = []
     opt = optim.SGD(model.parameters(), lr=0.1)
-    freelb_text_step(model, opt, ids, mask, y, np.random.default_rng(0), K=3, alpha=eps,
-                     sigma=1.0, max_norm=eps, deltas=deltas)
+    freelb = TextFreeLB(K=3, alpha=eps, sigma=1.0, max_norm=eps)
+    freelb.deltas = []
+    freelb.step(model, opt, ids, mask, y, np.random.default_rng(0))
+    deltas = freelb.deltas
     assert len(deltas) == 3
     for delta in deltas:
         assert np.all(delta[pad] == 0)
@@ -142,8 +133,7 @@ def test_fgm_has_norm_eps_per_example(batch, eps):
 def test_fgm_step_trains_on_clean_plus_adversarial_loss(batch, eps):
     ids, mask, y = batch
     stepped, manual = small_cnn(seed=1), small_cnn(seed=1)
-    text_method("fgm", eps=eps)(stepped, optim.SGD(stepped.parameters(), lr=0.3), ids, mask,
-                                y, None)
+    FGM(eps).step(stepped, optim.SGD(stepped.parameters(), lr=0.3), ids, mask, y, None)
     r = fgm_perturbation(manual, ids, mask, y, eps)
     opt = optim.SGD(manual.parameters(), lr=0.3)
     total = (F.cross_entropy(manual(ids, mask), y)
@@ -176,9 +166,9 @@ def test_freelb_k1_sigma0_is_the_natural_update(batch):
         model = small_cnn(seed=3)
         opt = optim.SGD(model.parameters(), lr=0.5)
         if step == "natural":
-            natural_step(model, opt, ids, mask, y)
+            TextNatural().step(model, opt, ids, mask, y)
         else:
-            freelb_text_step(model, opt, ids, mask, y, K=1, alpha=1.0, sigma=0.0)
+            TextFreeLB(K=1, alpha=1.0, sigma=0.0).step(model, opt, ids, mask, y)
         results.append(model.state_dict())
     assert results[0].keys() == results[1].keys()
     moved = small_cnn(seed=3).state_dict()
@@ -219,17 +209,19 @@ def test_full_passes_per_method():
     ids, mask = pad_batch([rng.integers(1, V, n) for n in (5, 3, 7)])
     y = np.array([0, 1, 0])
     expected = {"natural": ({}, 1), "fgm": ({"eps": 1.0}, 2),
-                "pgd": ({"eps": 1.0, "steps": 4}, 5), "freelb": ({"K": 3, "alpha": 0.5}, 3)}
+                "pgd": ({"eps": 1.0, "steps": 4}, 5),
+                "freelb": ({"freelb_k": 3, "adv_lr": 0.5}, 3)}
     for name, (settings, passes) in expected.items():
         model = small_cnn()
         opt = optim.Adam(model.parameters())
-        step = text_method(name, **settings)
+        method = build_method(name, task="text", **settings)
         with npadv.cost() as meter:
-            step(model, opt, ids, mask, y, rng)
-            step(model, opt, ids, mask, y, rng)
+            method.step(model, opt, ids, mask, y, rng)
+            method.step(model, opt, ids, mask, y, rng)
         assert full_passes(meter, model) == 2 * passes, name
-    with pytest.raises(ValueError, match="does not take"):
-        text_method("fgm", steps=3)
+        assert meter.first_layer_passes(model) == 0
+    with pytest.raises(ValueError, match="does not use --steps"):
+        build_method("fgm", task="text", steps=3)
 
 
 # ---- learning ------------------------------------------------------------------------------
@@ -244,21 +236,90 @@ def test_text_cnn_learns_what_a_bag_of_embeddings_cannot():
     accs = {}
     for name in ("cnn", "bag"):
         model = build_text_model(name, len(task.vocab), seed=0)
-        train_text(model, text_method("natural"), task, config, progress=False)
+        train_text(model, TextNatural(), task, config, progress=False)
         accs[name] = accuracy(model, task.test_ids, task.test_y)
     assert accs["cnn"] >= 0.95, accs
     assert accs["bag"] <= 0.6, accs
 
 
-def test_train_text_cli_writes_json(tmp_path, monkeypatch):
-    import npadv.text.train as train_mod
-    monkeypatch.setattr(train_mod, "DEFAULT_TASK", {
-        "n_train": 100, "n_test": 50, "data_seed": 0,
-        "form_weights": {"single": 1}, "n_sentiment_words": 4})
+SMALL_TASK = {"n_train": 100, "n_test": 50, "data_seed": 0, "form_weights": {"single": 1},
+              "n_sentiment_words": 4}
+
+
+def test_train_text_cli_runs_the_shared_loop(tmp_path, monkeypatch):
+    import npadv.text.task as task_mod
+    from npadv.checkpoint import load_checkpoint
+    monkeypatch.setattr(task_mod, "DEFAULT_TASK", SMALL_TASK)
     assert main(["train", "--task", "text", "--method", "freelb", "--epochs", "1", "--seed", "1",
                  "--eps", "0.5", "--freelb-k", "2", "--out", str(tmp_path),
                  "--no-progress"]) == 0
-    saved = json.loads((tmp_path / "text_freelb_seed1.json").read_text())
-    assert saved["full_passes"] == 2 * 4   # K = 2, 4 batches of 32
-    assert saved["settings"] == {"K": 2, "alpha": 0.25, "sigma": 0.0, "max_norm": 0.5}
-    assert 0 <= saved["pgd_acc"] <= saved["clean_acc"] <= 1
+    parts, meta = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert meta["method_settings"] == {"K": 2, "alpha": 0.25, "sigma": 0.0, "max_norm": 0.5,
+                                       "lo": None, "hi": None}
+    assert meta["data"]["n_train"] == 100 and "vocab" in parts["data"]
+    (record,) = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert record["full_passes"] == 2 * 4   # K = 2, 4 batches of 32
+    assert 0 <= record["robust_acc"] <= record["clean_acc"] <= 1
+    assert main(["train", "--task", "text", "--method", "fgm", "--steps", "3",
+                 "--out", str(tmp_path / "x")]) == 2          # FGM takes no --steps
+
+
+def test_text_resume_is_bit_identical_and_checks_the_data(tmp_path):
+    from npadv.training import ResumeError
+    task = make_text_task(**SMALL_TASK)
+    config = TextTrainConfig(epochs=2, eval_steps=2)
+
+    def run(epochs, resume=False, task=task):
+        model = build_text_model("cnn", len(task.vocab), seed=0)
+        result = train_text(model, build_method("pgd", task="text", steps=2), task,
+                            TextTrainConfig(epochs=epochs, eval_steps=2), progress=False,
+                            checkpoint_path=tmp_path / "ck.npz", resume=resume)
+        return model, result
+
+    straight = build_text_model("cnn", len(task.vocab), seed=0)
+    train_text(straight, build_method("pgd", task="text", steps=2), task, config,
+               progress=False)
+    run(1)
+    resumed, result = run(2, resume=True)
+    assert [r["epoch"] for r in result["history"]] == [1, 2]
+    for name, value in straight.state_dict().items():
+        np.testing.assert_array_equal(resumed.state_dict()[name], value, err_msg=name)
+    other = make_text_task(**{**SMALL_TASK, "data_seed": 1})
+    with pytest.raises(ResumeError, match="data_seed"):
+        run(3, resume=True, task=other)
+
+
+def test_text_training_stops_on_divergence(tmp_path):
+    from npadv.training import TrainingDiverged
+    task = make_text_task(**SMALL_TASK)
+    model = build_text_model("cnn", len(task.vocab), seed=0)
+    with pytest.raises(TrainingDiverged, match="diverged"):
+        train_text(model, TextNatural(), task, TextTrainConfig(epochs=2, lr=1e4),
+                   progress=False, checkpoint_path=tmp_path / "ck.npz")
+    assert not (tmp_path / "ck.npz").exists()
+
+
+def test_text_eval_mode_is_restored_after_an_exception():
+    task = make_text_task(**SMALL_TASK)
+    model = build_text_model("cnn", len(task.vocab), seed=0)
+    model.train()
+    with pytest.raises(ValueError):
+        accuracy(model, task.test_ids, task.test_y[:3])      # lengths differ
+    assert all(m.training for m in model.modules())
+
+
+def test_train_text_cli_reads_tsv_files(tmp_path):
+    from npadv.text.grammar import make_sentiment_splits
+    from npadv.text.tsv import write_tsv
+    (s_tr, y_tr), (s_te, y_te) = make_sentiment_splits(64, 32, seed=3)
+    write_tsv(tmp_path / "train.tsv", s_tr, y_tr)
+    write_tsv(tmp_path / "dev.tsv", s_te, y_te)
+    out = tmp_path / "run"
+    assert main(["train", "--task", "text", "--method", "fgm", "--epochs", "1", "--data",
+                 str(tmp_path / "train.tsv"), str(tmp_path / "dev.tsv"), "--out", str(out),
+                 "--no-progress"]) == 0
+    (record,) = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert record["full_passes"] == 2 * 2                   # FGM: 2 passes, 2 batches of 32
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\nfine\tnot a number\n")
+    assert main(["train", "--task", "text", "--data", str(tmp_path / "train.tsv"),
+                 str(tmp_path / "dev.tsv"), "--out", str(tmp_path / "bad")]) == 2

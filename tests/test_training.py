@@ -167,7 +167,8 @@ def test_cli_demo_quick_subset_writes_table_and_json(tmp_path, capsys, monkeypat
 def test_cli_train_text_task(tmp_path, capsys):
     assert main(["train", "--task", "text", "--method", "fgm", "--epochs", "1",
                  "--no-progress", "--out", str(tmp_path)]) == 0
-    record = json.loads((tmp_path / "text_fgm_seed0.json").read_text())
-    assert record["method"] == "fgm" and 0 <= record["clean_acc"] <= 1
+    (record,) = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert record["method"] == "fgm" and 0 <= record["robust_acc"] <= record["clean_acc"] <= 1
+    assert "fgm on the synthetic sentiment task" in capsys.readouterr().out
     assert main(["train", "--method", "fgm", "--no-progress", "--out", str(tmp_path / "x")]) == 2
     assert "use it with --task text" in capsys.readouterr().err

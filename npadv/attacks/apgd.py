@@ -37,11 +37,11 @@ import math
 
 import numpy as np
 
-from .arguments import check_attack_inputs, check_restarts
+from .arguments import check_attack_inputs, check_restarts, threat_set
 from .gradients import attack_success, input_gradient, predict
 from .losses import get_loss
-from .projections import per_example, project, steepest_step
-from .projections import random_start as sample_start
+from .projections import Ball, per_example, steepest_step
+from .registry import AttackSpec
 from .restarts import Seed, WorstCase, better, restart_rng
 
 MOMENTUM = 0.75
@@ -78,14 +78,16 @@ def _halve(increases, h, rho, halved_last, f_max, f_max_last) -> np.ndarray:
     return condition1 | condition2
 
 
-def _momentum_step(x_cur, x_prev, g, eta, a, x, eps, norm, lo, hi) -> np.ndarray:
-    """Lines 6-7: z = P(x⁽ᵏ⁾ + η·s(g)); x⁽ᵏ⁺¹⁾ = P(x⁽ᵏ⁾ + a(z − x⁽ᵏ⁾) + (1 − a)(x⁽ᵏ⁾ − x⁽ᵏ⁻¹⁾))."""
-    z = project(x_cur + per_example(eta, x.ndim) * steepest_step(g, norm), x, eps, norm, lo, hi)
-    return project(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev), x, eps, norm, lo, hi)
+def _momentum_step(x_cur, x_prev, g, eta, a, x, ball: Ball) -> np.ndarray:
+    """Lines 6-7: z = P(x⁽ᵏ⁾ + η·s(g)); x⁽ᵏ⁺¹⁾ = P(x⁽ᵏ⁾ + a(z − x⁽ᵏ⁾) + (1 − a)(x⁽ᵏ⁾ − x⁽ᵏ⁻¹⁾)),
+    P = Π_S for S = ball around x."""
+    z = ball.project(x_cur + per_example(eta, x.ndim) * steepest_step(g, ball.norm), x)
+    return ball.project(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev), x)
 
 
-def _apgd_run(model, x, y, start, eps, norm, steps, loss, rho, early_stop, lo, hi):
-    """One APGD run from `start`. Returns (x_out, loss, success) of each example's best point.
+def _apgd_run(model, x, y, start, ball: Ball, steps, loss, rho, early_stop):
+    """One APGD run from `start` in S = ball around x. Returns (x_out, loss, success) of
+    each example's best point.
 
     With early_stop, an example leaves the batch at its first misclassified iterate.
     """
@@ -95,7 +97,7 @@ def _apgd_run(model, x, y, start, eps, norm, steps, loss, rho, early_stop, lo, h
     x_max = _Best(start, loss_cur, success, g_cur)           # 3-4: highest loss so far
     out = _Best(start, loss_cur, success)                    # returned: success, then loss
     x_cur, x_prev = start.copy(), start.copy()
-    eta = np.full(n, 2 * eps, dtype=x.dtype)
+    eta = np.full(n, 2 * ball.eps, dtype=x.dtype)
     W = set(checkpoints(steps)) - {0}
     increases = np.zeros(n, dtype=np.int64)
     halved_last, f_max_last, w_last = np.ones(n, dtype=bool), x_max.loss.copy(), 0
@@ -104,8 +106,7 @@ def _apgd_run(model, x, y, start, eps, norm, steps, loss, rho, early_stop, lo, h
         if i.size == 0:
             break
         a = 1.0 if k == 0 else MOMENTUM
-        x_next = _momentum_step(x_cur[i], x_prev[i], g_cur[i], eta[i], a, x[i], eps, norm,
-                                lo, hi)                                                  # 2, 6-7
+        x_next = _momentum_step(x_cur[i], x_prev[i], g_cur[i], eta[i], a, x[i], ball)  # 2, 6-7
         loss_next, g_next, logits = input_gradient(model, x_next, y[i], loss)
         success = attack_success(logits, y[i])
         increases[i] += loss_next > loss_cur[i]
@@ -123,18 +124,19 @@ def _apgd_run(model, x, y, start, eps, norm, steps, loss, rho, early_stop, lo, h
     return out.x, out.loss, out.success
 
 
-def apgd(model, x: np.ndarray, y: np.ndarray, eps: float, norm: str = "linf", steps: int = 100,
-         loss: str = "ce", rho: float = 0.75, restarts: int = 1, lo: float | None = 0.0,
-         hi: float | None = 1.0, rng: Seed = None, early_stop: bool = False,
-         return_loss: bool = False):
+def apgd(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, norm: str = "linf",
+         steps: int = 100, loss: str = "ce", rho: float = 0.75, restarts: int = 1,
+         lo: float | None = 0.0, hi: float | None = 1.0, rng: Seed = None,
+         early_stop: bool = False, return_loss: bool = False):
     """Auto-PGD (untargeted), L∞ or L2.
 
     Args:
         model: callable, Tensor (N, ...) -> logits Tensor (N, K); run in its current mode,
             parameters, their .grad and the mode left unchanged.
         x: (N, ...) float32/64 clean inputs in [lo, hi]. y: (N,) int labels.
-        eps: radius ≥ 0. norm: 'linf' or 'l2'. steps: N_iter ≥ 0 (gradient evaluations
-            after the one at the start).
+        eps: radius ≥ 0, or the threat set as a Ball (norm, lo, hi are then its own).
+        norm: 'linf' or 'l2'. steps: N_iter ≥ 0 (gradient evaluations after the one at the
+            start).
         loss: 'ce' (cross-entropy) or 'dlr' (difference of logits ratio; needs K ≥ 3).
         rho: Condition 1 threshold in (0, 1].
         restarts: runs from fresh random starts (uniform in the ball, projected to the box).
@@ -147,22 +149,28 @@ def apgd(model, x: np.ndarray, y: np.ndarray, eps: float, norm: str = "linf", st
     Returns:
         x_adv (N, ...) with x's dtype inside ball and box; with return_loss, (x_adv, loss (N,)).
     """
-    x, y, eps, norm = check_attack_inputs(model, x, y, eps, norm, steps, lo, hi)
-    if norm not in ("linf", "l2"):
-        raise ValueError(f"apgd supports norm 'linf' or 'l2', got {norm!r}")
-    if loss not in ("ce", "dlr"):
-        raise ValueError(f"apgd supports loss 'ce' or 'dlr', got {loss!r}")
+    ball = threat_set(APGD, eps, norm, lo, hi)          # S, in a norm APGD declares
+    x, y = check_attack_inputs(model, x, y, ball, steps)
+    APGD.check_loss(loss)                                # a loss APGD declares
     if not 0 < rho <= 1:
         raise ValueError(f"rho must be in (0, 1], got {rho}")
     restarts = check_restarts(restarts)
-    if eps == 0:                                     # the ball is the point x itself
+    if ball.eps == 0:                                    # the ball is the point x itself
         return (x.copy(), get_loss(loss)(predict(model, x), y).data) if return_loss else x.copy()
     worst = WorstCase(x)
     for r in range(restarts):
-        start = sample_start(x, eps, norm, restart_rng(rng, r), lo, hi)
+        start = ball.sample(x, restart_rng(rng, r))
         todo = np.flatnonzero(~worst.success)
         if todo.size == 0:
             break
-        worst.keep(todo, *_apgd_run(model, x[todo], y[todo], start[todo], eps, norm, steps,
-                                    loss, rho, early_stop, lo, hi), first=r == 0)
+        worst.keep(todo, *_apgd_run(model, x[todo], y[todo], start[todo], ball, steps, loss,
+                                    rho, early_stop), first=r == 0)
     return (worst.x, worst.loss) if return_loss else worst.x
+
+
+# apgd's declaration (registry.py), registered in evaluate.py's ATTACKS
+APGD = AttackSpec(
+    name="apgd", run=apgd, title="APGD", paper="Croce & Hein, ICML 2020",
+    summary="PGD with momentum and a step size that adapts per example",
+    norms=("linf", "l2"), losses=("ce", "dlr"), margin_loss="dlr", margin_min_classes=3,
+    cli_steps=100, cli_restarts=True, cli_targeted="apgd-t")

@@ -27,9 +27,10 @@ import numpy as np
 
 from ..engine import Tensor, as_tensor
 from .apgd import _apgd_run
-from .arguments import check_attack_inputs
+from .arguments import check_attack_inputs, threat_set
 from .gradients import predict
-from .projections import random_start as sample_start
+from .projections import Ball
+from .registry import AttackSpec
 from .restarts import Seed, WorstCase, restart_rng
 
 
@@ -52,7 +53,7 @@ def dlr_targeted_loss(logits, y, target) -> Tensor:
     return (z[rows, target] - z[rows, y]) / spread
 
 
-def apgd_targeted(model, x: np.ndarray, y: np.ndarray, eps: float, norm: str = "linf",
+def apgd_targeted(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, norm: str = "linf",
                   steps: int = 100, n_targets: int = 9, rho: float = 0.75,
                   lo: float | None = 0.0, hi: float | None = 1.0, rng: Seed = None,
                   return_loss: bool = False):
@@ -62,7 +63,8 @@ def apgd_targeted(model, x: np.ndarray, y: np.ndarray, eps: float, norm: str = "
         model: callable, Tensor (N, ...) -> logits Tensor (N, K), K ≥ 4; run in its current
             mode, parameters, their .grad and the mode left unchanged.
         x: (N, ...) float32/64 clean inputs in [lo, hi]. y: (N,) int labels.
-        eps: radius ≥ 0. norm: 'linf' or 'l2'. steps: APGD iterations per target.
+        eps: radius ≥ 0, or the threat set as a Ball (norm, lo, hi are then its own).
+        norm: 'linf' or 'l2'. steps: APGD iterations per target.
         n_targets: how many of the most likely other classes to aim at (at most K − 1;
             9 in AutoAttack's standard suite).
         rho: APGD's Condition 1 threshold. lo, hi: the box (None for no bound).
@@ -72,15 +74,14 @@ def apgd_targeted(model, x: np.ndarray, y: np.ndarray, eps: float, norm: str = "
     Returns:
         x_adv (N, ...) with x's dtype inside ball and box; with return_loss, (x_adv, loss (N,)).
     """
-    x, y, eps, norm = check_attack_inputs(model, x, y, eps, norm, steps, lo, hi)
-    if norm not in ("linf", "l2"):
-        raise ValueError(f"apgd_targeted supports norm 'linf' or 'l2', got {norm!r}")
+    ball = threat_set(APGD_T, eps, norm, lo, hi)        # S, in a norm APGD_T declares
+    x, y = check_attack_inputs(model, x, y, ball, steps)
     if not 0 < rho <= 1:
         raise ValueError(f"rho must be in (0, 1], got {rho}")
     if int(n_targets) != n_targets or n_targets < 1:
         raise ValueError(f"n_targets must be an integer >= 1, got {n_targets}")
     worst = WorstCase(x)
-    if len(x) == 0 or eps == 0:
+    if len(x) == 0 or ball.eps == 0:
         return (worst.x, worst.loss) if return_loss else worst.x
     classes = np.argsort(-predict(model, x), axis=1, kind="stable")             # 1
     if classes.shape[1] < 4:
@@ -90,13 +91,21 @@ def apgd_targeted(model, x: np.ndarray, y: np.ndarray, eps: float, norm: str = "
         if todo.size == 0:
             break
         target = classes[todo, j]                                                # 3
-        start = sample_start(x[todo], eps, norm, restart_rng(rng, j - 1), lo, hi)
+        start = ball.sample(x[todo], restart_rng(rng, j - 1))
 
         def loss(logits, labels, target=target):
             return dlr_targeted_loss(logits, labels, target)
 
         # early_stop=False: every iteration sees all of `todo`, in order, so the targets
         # stay aligned with the examples (APGD passes the loss only the labels).
-        worst.keep(todo, *_apgd_run(model, x[todo], y[todo], start, eps, norm, steps, loss,
-                                    rho, False, lo, hi), first=j == 1)           # 4-5
+        worst.keep(todo, *_apgd_run(model, x[todo], y[todo], start, ball, steps, loss, rho,
+                                    False), first=j == 1)                        # 4-5
     return (worst.x, worst.loss) if return_loss else worst.x
+
+
+# apgd_targeted's declaration (registry.py), registered in evaluate.py's ATTACKS. It follows
+# the targeted DLR loss; the untargeted "dlr" stands in for it in the masking checks.
+APGD_T = AttackSpec(
+    name="apgd-t", run=apgd_targeted, title="APGD-T", paper="Croce & Hein, ICML 2020",
+    summary="targeted DLR over the 9 most likely other classes", norms=("linf", "l2"),
+    losses=("dlr",), cli_steps=100)

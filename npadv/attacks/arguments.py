@@ -1,22 +1,50 @@
-"""The arguments every attack shares, checked once: model, x, y, ε, norm, steps, box."""
+"""The arguments every attack shares, checked once: model, x, y, the threat set, steps.
+
+An attack takes its threat set S in one of two forms, `eps` with `norm`, `lo`, `hi`, or
+eps=Ball(eps, norm, lo, hi); `threat_set` turns either into the Ball the attack runs in.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from ..engine import functional as F
 from .gradients import predict
-from .projections import check_norm
+from .projections import Ball
+from .registry import AttackSpec
 
 
-def check_attack_inputs(model, x, y, eps: float, norm: str = "linf", steps: int | None = None,
-                        lo: float | None = None, hi: float | None = None
-                        ) -> tuple[np.ndarray, np.ndarray, float, str]:
-    """Validate an attack's arguments; return (x, y as int64, eps as float, canonical norm).
+def threat_set(attack: AttackSpec, eps: float | Ball, norm: str, lo: float | None,
+               hi: float | None) -> Ball:
+    """The Ball the attack declared by `attack` runs in: eps itself if it is a Ball, else
+    Ball(eps, norm, lo, hi).
 
-    Raises ValueError (with the reason) for: x not a float array with a batch axis, NaN or
-    inf in x, x outside [lo, hi], lo > hi, eps negative or not finite, an unknown norm,
-    steps < 0, a y whose length differs from x's, and labels outside the model's classes
-    (checked on the logits of the first example). TypeError for non-integer labels.
+    With a Ball, norm, lo and hi take its values: each must be left at the function's
+    default or equal the ball's. Raises ValueError for a value that disagrees with the
+    ball, for a bad eps, norm or box (see Ball), and for a norm the attack does not support.
+    """
+    if isinstance(eps, Ball):
+        ball = eps
+        for option, value in (("norm", norm), ("lo", lo), ("hi", hi)):
+            if value != attack.default(option, value) and value != getattr(ball, option):
+                raise ValueError(
+                    f"{attack.run.__name__} got eps={ball} and {option}={value!r}, which "
+                    f"disagrees with the ball's {option}={getattr(ball, option)!r}; give the "
+                    "threat set once: a Ball alone, or eps with norm, lo and hi")
+    else:
+        ball = Ball(eps, norm, lo, hi)
+    attack.check_norm(ball.norm)
+    return ball
+
+
+def check_attack_inputs(model, x, y, ball: Ball | None = None, steps: int | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Validate an attack's arguments; return (x, y as int64).
+
+    ball: the threat set (its eps, norm and box were checked when it was made); None to
+    check x and y alone. Raises ValueError (with the reason) for: x not a float array with
+    a batch axis, NaN or inf in x, a y whose length differs from x's, steps < 0, x outside
+    the ball's box, and labels outside the model's classes (checked on the logits of the
+    first example). TypeError for non-integer labels.
     """
     if not callable(model):
         raise TypeError(f"model must be callable, got {type(model).__name__}")
@@ -28,22 +56,15 @@ def check_attack_inputs(model, x, y, eps: float, norm: str = "linf", steps: int 
     y = np.asarray(y)
     if y.shape != (len(x),):
         raise ValueError(f"y must have shape ({len(x)},) to match x, got {y.shape}")
-    if not np.isscalar(eps) and np.ndim(eps) != 0:
-        raise ValueError(f"eps must be a scalar, got shape {np.shape(eps)}")
-    eps = float(eps)
-    if not np.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
-    norm = check_norm(norm)
     if steps is not None and (int(steps) != steps or steps < 0):
         raise ValueError(f"steps must be an integer >= 0, got {steps}")
-    if lo is not None and hi is not None and lo > hi:
-        raise ValueError(f"empty box: lo = {lo} > hi = {hi}")
+    lo, hi = (None, None) if ball is None else (ball.lo, ball.hi)
     if (lo is not None and (x < lo).any()) or (hi is not None and (x > hi).any()):
         raise ValueError(f"x lies outside the box [{lo}, {hi}]; pass lo/hi=None for no box")
     if len(x):
         num_classes = predict(model, x[:1]).shape[1]
         y = F.check_labels(y, num_classes, len(x))
-    return x, y.astype(np.int64), eps, norm
+    return x, y.astype(np.int64)
 
 
 def check_restarts(restarts: int) -> int:

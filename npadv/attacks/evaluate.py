@@ -18,16 +18,19 @@ neither a saturated softmax nor a masked gradient inflates the worst case. SUITE
 this "standard" suite and a "quick" one with smaller budgets for short runs.
 
 Attacks can also be given as specs, `Attack("pgd", eps=0.1, steps=40, restarts=5)`, naming
-a function of npadv.attacks and its settings; each then runs on every clean-correct
-example (cascade=True runs them as a cascade instead). The model is put in eval mode for
-the evaluation and its previous modes are restored afterwards. Inputs are processed in
-batches of `batch_size`, so memory stays bounded. The gradient-masking checks of checks.py
-run on the first batch, on the loss each attack actually followed and across the attacks,
-and are issued as GradientMaskingWarning.
+a registered attack and its settings; each then runs on every clean-correct example
+(cascade=True runs them as a cascade instead). The model is put in eval mode for the
+evaluation and its previous modes are restored afterwards. Inputs are processed in batches
+of `batch_size`, so memory stays bounded. The gradient-masking checks of checks.py run on
+the first batch, on the loss each attack actually followed and across the attacks, and are
+issued as GradientMaskingWarning.
+
+ATTACKS maps each name to the attack's declaration (registry.AttackSpec, made beside its
+function), registered below with one line per attack. Attack reads its options and the loss
+it follows from there, and the checks the margin loss that stands in for cross-entropy.
 """
 from __future__ import annotations
 
-import inspect
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -37,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from ..nn import evaluating
-from .apgd import apgd
-from .apgd_targeted import apgd_targeted
+from .apgd import APGD
+from .apgd_targeted import APGD_T
 from .arguments import check_attack_inputs
 from .checks import (
     GradientMaskingWarning,
@@ -51,13 +54,21 @@ from .checks import (
     check_pgd_vs_fgsm,
     check_whole_box,
 )
-from .fgsm import fgm, fgsm
+from .fgsm import FGM, FGSM
 from .gradients import correct, predict
-from .pgd import pgd
-from .square import square
+from .pgd import PGD
+from .registry import AttackSpec, registry
+from .square import SQUARE
 
-ATTACKS = {"fgsm": fgsm, "fgm": fgm, "pgd": pgd, "apgd": apgd, "apgd-t": apgd_targeted,
-           "square": square}
+# name -> declaration, one registration per attack (each declared beside its function)
+ATTACKS: dict[str, AttackSpec] = registry(
+    FGSM,               # fgsm.py
+    FGM,                # fgsm.py
+    PGD,                # pgd.py
+    APGD,               # apgd.py
+    APGD_T,             # apgd_targeted.py
+    SQUARE,             # square.py
+)
 
 # Named cascades of L∞ attacks: name -> ((attack name, options), ...), run at one ε.
 SUITES: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
@@ -84,12 +95,16 @@ class Attack:
     def __init__(self, name: str, eps: float, **options: Any):
         if name not in ATTACKS:
             raise ValueError(f"unknown attack {name!r}; choose from {sorted(ATTACKS)}")
-        allowed = [p for p in inspect.signature(ATTACKS[name]).parameters
-                   if p not in ("model", "x", "y", "eps", "return_loss")]
+        allowed = ATTACKS[name].options
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             raise TypeError(f"{name} has no option(s) {unknown}; its options are {allowed}")
         self.name, self.eps, self.options = name, float(eps), dict(options)
+
+    @property
+    def spec(self) -> AttackSpec:
+        """The attack's declaration (registry.py)."""
+        return ATTACKS[self.name]
 
     def get(self, option: str, default: Any = None) -> Any:
         """The value of an option: as given, else the function's default, else `default`."""
@@ -97,32 +112,27 @@ class Attack:
             return self.eps
         if option in self.options:
             return self.options[option]
-        param = inspect.signature(ATTACKS[self.name]).parameters.get(option)
-        return default if param is None or param.default is inspect.Parameter.empty \
-            else param.default
+        return self.spec.default(option, default)
 
     def settings(self, exclude: Sequence[str] = ()) -> dict[str, Any]:
         """All options with defaults filled in (eps included), minus `exclude`."""
-        params = inspect.signature(ATTACKS[self.name]).parameters
-        names = [p for p in params if p not in ("model", "x", "y", "return_loss")]
-        return {p: self.get(p) for p in names if p not in exclude}
+        return {p: self.get(p) for p in ["eps", *self.spec.options] if p not in exclude}
 
     def with_eps(self, eps: float) -> Attack:
         return Attack(self.name, eps, **self.options)
 
     def run(self, model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Adversarial inputs (N, ...) for x (N, ...), y (N,)."""
-        return ATTACKS[self.name](model, x, y, self.eps, **self.options)
+        return self.spec.run(model, x, y, self.eps, **self.options)
 
     @property
     def loss(self) -> str | None:
-        """The loss whose input gradient the attack follows; None for a gradient-free one.
-        (APGD-T follows the targeted DLR loss; its untargeted form stands in for it.)"""
-        if self.name == "square":
+        """The loss whose input gradient the attack follows: the `loss` option if it has
+        one, else its declared loss; None for a gradient-free one. (APGD-T follows the
+        targeted DLR loss; its declaration names the untargeted form, which stands in.)"""
+        if self.spec.gradient_free:
             return None
-        if self.name == "apgd-t":
-            return "dlr"
-        return self.get("loss", "ce")
+        return self.get("loss", self.spec.default_loss)
 
     @property
     def label(self) -> str:
@@ -190,13 +200,12 @@ def _unique_labels(attacks: Sequence[Attack]) -> list[str]:
 
 
 def _margin_twin(attack: Attack, num_classes: int) -> Attack | None:
-    """The same attack with a margin loss instead of cross-entropy, if it has a loss option."""
-    if attack.loss != "ce" or attack.name not in ("pgd", "apgd"):
+    """The same attack with its declared margin loss instead of cross-entropy, if it has
+    one and the model has the classes that loss needs."""
+    spec = attack.spec
+    if attack.loss != "ce" or spec.margin_loss is None or num_classes < spec.margin_min_classes:
         return None
-    if attack.name == "apgd" and num_classes < 3:
-        return None
-    margin = "cw" if attack.name == "pgd" else "dlr"
-    return Attack(attack.name, attack.eps, **{**attack.options, "loss": margin})
+    return Attack(attack.name, attack.eps, **{**attack.options, "loss": spec.margin_loss})
 
 
 def _run_checks(model, x, y, attacks, accuracies, ran_on, first, cascade, tol, margin_tol
@@ -292,7 +301,7 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | st
         cascade = True if cascade is None else cascade
     elif eps is not None:
         raise ValueError("eps goes with a suite name; Attack specs carry their own eps")
-    x, y, _, _ = check_attack_inputs(model, x, y, 0.0)
+    x, y = check_attack_inputs(model, x, y)
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
     attacks = list(attacks)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arguments import check_attack_inputs
+from .arguments import check_attack_inputs, threat_set
 from .gradients import input_gradient
-from .projections import project, steepest_step
+from .projections import Ball, steepest_step
+from .registry import AttackSpec
 
 
-def fgsm(model, x: np.ndarray, y: np.ndarray, eps: float, targeted: bool = False,
+def fgsm(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, targeted: bool = False,
          lo: float | None = 0.0, hi: float | None = 1.0) -> np.ndarray:
     """Fast gradient sign method (L∞).
 
@@ -30,7 +31,7 @@ def fgsm(model, x: np.ndarray, y: np.ndarray, eps: float, targeted: bool = False
         model: callable, Tensor (N, ...) -> logits Tensor (N, K); run in its current mode.
         x: (N, ...) float32/64 clean inputs in [lo, hi].
         y: (N,) int labels; with targeted=True, the target classes.
-        eps: L∞ radius ≥ 0.
+        eps: L∞ radius ≥ 0, or the threat set as a Ball (an L∞ one; lo, hi are its own).
         targeted: descend the cross-entropy towards y instead of ascending it.
         lo, hi: the box (None for no bound on that side).
 
@@ -38,11 +39,18 @@ def fgsm(model, x: np.ndarray, y: np.ndarray, eps: float, targeted: bool = False
         (N, ...) adversarial inputs, same dtype as x, with ‖x' − x‖∞ ≤ ε and lo ≤ x' ≤ hi.
         eps = 0 returns a copy of x.
     """
-    x, y, eps, _ = check_attack_inputs(model, x, y, eps, "linf", lo=lo, hi=hi)
+    ball = threat_set(FGSM, eps, "linf", lo, hi)                      # S
+    x, y = check_attack_inputs(model, x, y, ball)
     _, g, _ = input_gradient(model, x, y, "ce")                       # 1
     direction = -1.0 if targeted else 1.0
-    step = (direction * eps) * steepest_step(g, "linf")
-    return project(x + step.astype(x.dtype), x, eps, "linf", lo, hi)  # 2
+    step = (direction * ball.eps) * steepest_step(g, "linf")
+    return ball.project(x + step.astype(x.dtype), x)                  # 2
+
+
+# fgsm's declaration (registry.py), registered in evaluate.py's ATTACKS
+FGSM = AttackSpec(
+    name="fgsm", run=fgsm, title="FGSM", paper="Goodfellow, Shlens, Szegedy, ICLR 2015",
+    summary="one signed-gradient step of size ε", norms=("linf",), losses=("ce",))
 
 
 def l2_normalize(g: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -65,7 +73,7 @@ def l2_normalize(g: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return (scaled / np.where(norm > 0, norm, 1)).astype(g.dtype, copy=False)
 
 
-def fgm(model, x: np.ndarray, y: np.ndarray, eps: float, lo: float | None = None,
+def fgm(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, lo: float | None = None,
         hi: float | None = None, mask: np.ndarray | None = None) -> np.ndarray:
     """Fast gradient method: one L2-normalised gradient step x + ε·g/‖g‖₂.
 
@@ -73,7 +81,8 @@ def fgm(model, x: np.ndarray, y: np.ndarray, eps: float, lo: float | None = None
         model: callable, Tensor (N, ...) -> logits Tensor (N, K); run in its current mode.
         x: (N, ...) float inputs, e.g. word embeddings (N, T, d).
         y: (N,) int labels.
-        eps: L2 radius ≥ 0 (per example, over all its entries).
+        eps: L2 radius ≥ 0 (per example, over all its entries), or a Ball (an L2 one; lo, hi
+            are its own).
         lo, hi: optional box, clipped after the step (default: none).
         mask: optional array broadcastable to x, 0 at positions that must not move (e.g.
             (N, T, 1) with 0 at padding tokens); the gradient is zeroed there before the
@@ -83,7 +92,8 @@ def fgm(model, x: np.ndarray, y: np.ndarray, eps: float, lo: float | None = None
         (N, ...) array of x's dtype: x + ε·g/‖g‖₂ (then clipped to the box if given). An
         example with a zero gradient is returned unchanged.
     """
-    x, y, eps, _ = check_attack_inputs(model, x, y, eps, "l2", lo=lo, hi=hi)
+    ball = threat_set(FGM, eps, "l2", lo, hi)
+    x, y = check_attack_inputs(model, x, y, ball)
     if mask is not None:
         try:
             np.broadcast_to(np.asarray(mask), x.shape)
@@ -91,8 +101,16 @@ def fgm(model, x: np.ndarray, y: np.ndarray, eps: float, lo: float | None = None
             raise ValueError(f"mask of shape {np.shape(mask)} does not broadcast to x's shape "
                              f"{x.shape}") from None
     _, g, _ = input_gradient(model, x, y, "ce")                       # 1
-    r = eps * l2_normalize(g, mask)                                   # 2
+    r = ball.eps * l2_normalize(g, mask)                              # 2
     x_adv = (x + r).astype(x.dtype, copy=False)                       # 3
-    if lo is not None or hi is not None:
-        x_adv = np.clip(x_adv, lo, hi)
+    if ball.lo is not None or ball.hi is not None:
+        x_adv = np.clip(x_adv, ball.lo, ball.hi)
     return x_adv
+
+
+# fgm's declaration (registry.py), registered in evaluate.py's ATTACKS; not on the command
+# line, which evaluates image models
+FGM = AttackSpec(
+    name="fgm", run=fgm, title="FGM", paper="Miyato, Dai, Goodfellow, ICLR 2017",
+    summary="one L2-normalised gradient step of size ε, for embeddings", norms=("l2",),
+    losses=("ce",), cli=False)

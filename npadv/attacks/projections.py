@@ -12,14 +12,22 @@ projection of z onto S (the centre x lies in the box):
 less than ε and never gives the rest back. s and τ are found by bisection, vectorised over
 the batch, down to adjacent doubles (s = 1/(1 + λ) for the KKT multiplier λ).
 
+The threat set as one value, Ball(eps, norm, lo, hi), is S around each centre x:
+
+    ball.project(z, x)    Π_S(z), the nearest point of S         (`project`)
+    ball.sample(x, rng)   a point uniform in the ε-ball, then Π_S  (`random_start`)
+    ball.contains(z, x)   z ∈ S, per example
+
 Every function takes a leading batch axis and acts per example over the other axes,
 so (N, D), (N, C, H, W) and (N, T, d) arrays all work. Norm names: "linf", "l2", "l1".
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["check_norm", "project", "random_start", "steepest_step", "norm_per_example",
+__all__ = ["Ball", "check_norm", "project", "random_start", "steepest_step", "norm_per_example",
            "per_example"]
 
 NORMS = ("linf", "l2", "l1")
@@ -32,6 +40,84 @@ def check_norm(norm) -> str:
     if isinstance(norm, str) and norm in NORMS:
         return norm
     raise ValueError(f"unknown norm {norm!r}; expected one of 'linf', 'l2', 'l1'")
+
+
+@dataclass(frozen=True)
+class Ball:
+    """S = {z : ‖z − x‖ ≤ eps, lo ≤ z ≤ hi} around each centre x (N, ...), one value for the
+    threat set an attack keeps its iterates in.
+
+    eps: finite radius ≥ 0. norm: "linf", "l2" or "l1". lo, hi: the box, numbers or None
+    for no bound on that side. Raises ValueError for a bad eps, an unknown norm or lo > hi.
+    """
+
+    eps: float
+    norm: str
+    lo: float | None = 0.0
+    hi: float | None = 1.0
+
+    def __post_init__(self):
+        eps = self.eps
+        if not np.isscalar(eps) and np.ndim(eps) != 0:
+            raise ValueError(f"eps must be a scalar, got shape {np.shape(eps)}")
+        eps = float(eps)
+        if not np.isfinite(eps) or eps < 0:
+            raise ValueError(f"eps must be a finite number >= 0, got {eps}")
+        check_norm(self.norm)
+        lo = None if self.lo is None else _bound(self.lo, "lo")
+        hi = None if self.hi is None else _bound(self.hi, "hi")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"empty box: lo = {lo} > hi = {hi}")
+        for name, value in (("eps", eps), ("lo", lo), ("hi", hi)):    # frozen: set once here
+            object.__setattr__(self, name, value)
+
+    def project(self, z: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Π_S(z): the point of S around x nearest to z, per example (see `project`)."""
+        return project(z, x, self.eps, self.norm, self.lo, self.hi)
+
+    def sample(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random start: uniform in the ε-ball around x, then Π_S (see `random_start`)."""
+        return random_start(x, self.eps, self.norm, rng, self.lo, self.hi)
+
+    def contains(self, z: np.ndarray, x: np.ndarray, tol: float | None = None) -> np.ndarray:
+        """(N,) bool: z_i ∈ S around x_i, i.e. ‖z_i − x_i‖ ≤ ε + tol and lo − tol ≤ z_i ≤
+        hi + tol, the norm taken in float64 as `norm_per_example` takes it.
+
+        tol=None allows exactly what `project` guarantees: for L∞ one rounding of x ± ε to
+        the arrays' dtype (one ulp of max |x_i| + ε per example), for L2 and L1 nothing.
+        """
+        z, x = np.asarray(z), np.asarray(x)
+        if z.shape != x.shape:
+            raise ValueError(f"shape mismatch: z has shape {z.shape}, x has {x.shape}")
+        n, d = _rows(x, "x")
+        dt = _float_dtype(z, x)
+        z2, c = z.reshape(n, d).astype(np.float64), x.reshape(n, d).astype(np.float64)
+        if tol is not None:
+            slack, box_slack = np.full(n, float(tol)), float(tol)
+        elif self.norm == "linf":
+            top = np.max(np.abs(c), axis=1, initial=0.0) + self.eps
+            slack, box_slack = np.spacing(top.astype(dt)).astype(np.float64), 0.0
+        else:
+            slack, box_slack = np.zeros(n), 0.0
+        inside = _row_norm(z2 - c, self.norm) <= self.eps + slack
+        if self.lo is not None:
+            inside &= np.all(z2 >= self.lo - box_slack, axis=1)
+        if self.hi is not None:
+            inside &= np.all(z2 <= self.hi + box_slack, axis=1)
+        return inside
+
+
+def _bound(b, name: str) -> float:
+    """A box bound of a Ball as a float; ValueError for an array, NaN or a non-number."""
+    if not np.isscalar(b) and np.ndim(b) != 0:
+        raise ValueError(f"{name} must be a number or None, got shape {np.shape(b)}")
+    try:
+        value = float(b)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a number or None, got {b!r}") from err
+    if np.isnan(value):
+        raise ValueError(f"{name} contains NaN")
+    return value
 
 
 def per_example(v: np.ndarray, ndim: int) -> np.ndarray:

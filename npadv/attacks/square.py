@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arguments import check_attack_inputs
+from .arguments import check_attack_inputs, threat_set
 from .gradients import predict
 from .losses import cw_loss
-from .projections import project
+from .projections import Ball
+from .registry import AttackSpec
 from .restarts import Seed, restart_rng
 
 MILESTONES = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)    # of a 10,000-query budget
@@ -64,7 +65,7 @@ def _squares(rng, n: int, h_img: int, w_img: int, side: int) -> tuple:
             (s[:, None] + steps)[:, None, :])
 
 
-def square(model, x: np.ndarray, y: np.ndarray, eps: float, n_queries: int = 5000,
+def square(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, n_queries: int = 5000,
            p_init: float = 0.8, lo: float | None = 0.0, hi: float | None = 1.0,
            rng: Seed = None, return_loss: bool = False):
     """Square Attack (untargeted, L∞) with at most n_queries model queries per example.
@@ -73,7 +74,8 @@ def square(model, x: np.ndarray, y: np.ndarray, eps: float, n_queries: int = 500
         model: callable, Tensor (N, C, H, W) -> logits Tensor (N, K); only its outputs are
             used (no gradients), in whatever mode it is in.
         x: (N, C, H, W) float32/64 clean images in [lo, hi]. y: (N,) int labels.
-        eps: L∞ radius ≥ 0. n_queries: budget N ≥ 1 per example (5000 in AutoAttack).
+        eps: L∞ radius ≥ 0, or the threat set as a Ball (an L∞ one; lo, hi are its own).
+        n_queries: budget N ≥ 1 per example (5000 in AutoAttack).
         p_init: initial share of pixels a square covers, in (0, 1] (0.8 in AutoAttack).
         lo, hi: the box (None for no bound). rng: None, an int seed or a Generator.
         return_loss: also return the margin max_{j≠y} z_j − z_y at the returned points.
@@ -83,7 +85,8 @@ def square(model, x: np.ndarray, y: np.ndarray, eps: float, n_queries: int = 500
         misclassified point, else its highest-margin point; with return_loss,
         (x_adv, margin (N,)).
     """
-    x, y, eps, _ = check_attack_inputs(model, x, y, eps, "linf", None, lo, hi)
+    ball = threat_set(SQUARE, eps, "linf", lo, hi)                              # S
+    x, y = check_attack_inputs(model, x, y, ball)
     if x.ndim != 4:
         raise ValueError(f"square expects images (N, C, H, W), got shape {x.shape}")
     if int(n_queries) != n_queries or n_queries < 1:
@@ -92,13 +95,13 @@ def square(model, x: np.ndarray, y: np.ndarray, eps: float, n_queries: int = 500
         raise ValueError(f"p_init must be in (0, 1], got {p_init}")
     rng = restart_rng(rng, 0)
     n, channels, h_img, w_img = x.shape
-    if eps == 0 or n == 0:
+    if ball.eps == 0 or n == 0:
         return (x.copy(), margin(predict(model, x), y)) if return_loss else x.copy()
 
     # Π_S(x̂ + δ) with |δ| ≥ 2ε puts a pixel at its corner of ball ∩ box, clip(x ± ε):
     # computed once, exactly, so that every proposal is a choice per pixel of x̂ or a corner.
-    upper = project(x + eps, x, eps, "linf", lo, hi)
-    lower = project(x - eps, x, eps, "linf", lo, hi)
+    upper = ball.project(x + ball.eps, x)
+    lower = ball.project(x - ball.eps, x)
     stripes = rng.random((n, channels, 1, w_img)) < 0.5
     x_best = np.where(stripes, upper, lower)                                     # 1
     loss_best = margin(predict(model, x_best), y)                                # 2
@@ -133,3 +136,11 @@ def square(model, x: np.ndarray, y: np.ndarray, eps: float, n_queries: int = 500
             up, down = up[keep], down[keep]
     x_best[todo], loss_best[todo] = x_cur, loss_cur
     return (x_best, loss_best) if return_loss else x_best
+
+
+# square's declaration (registry.py), registered in evaluate.py's ATTACKS
+SQUARE = AttackSpec(
+    name="square", run=square, title="Square",
+    paper="Andriushchenko, Croce, Flammarion, Hein, ECCV 2020",
+    summary="gradient-free random search over square-shaped updates", norms=("linf",),
+    losses=(), cli_queries=True)

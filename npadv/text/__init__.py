@@ -1,61 +1,41 @@
 """Adversarial training for text: models with exposed embeddings, methods that perturb them.
 
-    from npadv.text import make_text_task, text_cnn, text_method, train_text, TextTrainConfig
+    from npadv.methods import build_method
+    from npadv.text import TextTrainConfig, make_text_task, text_cnn, train_text
     task = make_text_task()                                  # the synthetic sentiment task
     model = text_cnn(len(task.vocab))                        # embed(ids), head(e, mask)
-    result = train_text(model, text_method("fgm", eps=1.0), task, TextTrainConfig())
+    result = train_text(model, build_method("fgm", task="text"), task, TextTrainConfig())
     result["clean_acc"], result["pgd_acc"], result["full_passes"]
 
-models.py   TextCNN, BagOfEmbeddings (padding never changes their output)
-methods.py  FGM, PGD-K and FreeLB-K on embeddings, natural; fgm_perturbation, pgd_embedding
-train.py    the text training loop, evaluation under embedding-space L2 PGD
-demo.py     run_text_demo: the four methods over seeds on a small training set
+vocab.py      tokeniser and vocabulary
+batching.py   padding and seeded minibatches (ids, mask, y)
+tsv.py        GLUE/SST-2 style TSV files
+lexicon.py    the word lists of the synthetic task
+grammar.py    the synthetic sentiment task's grammar and generator
+labeller.py   the reference labelling rule of a synthetic sentence
+models.py     TextCNN, BagOfEmbeddings (padding never changes their output)
+methods.py    natural, FGM, PGD-K and FreeLB-K on embeddings; fgm_perturbation, pgd_embedding
+task.py       TextTask: the loop's view of a text task, accuracy under embedding-space PGD
+train.py      TextTrainConfig, train_text: the shared loop with the text defaults
+demo.py       run_text_demo: the four methods over seeds on a small training set
 """
 from .demo import run_text_demo
 from .methods import (
-    TEXT_METHODS,
+    FGM,
+    TEXT_EPS,
+    TextFreeLB,
+    TextNatural,
+    TextPGD,
     fgm_perturbation,
-    fgm_step,
-    freelb_text_step,
-    natural_step,
     pgd_embedding,
-    pgd_step,
-    text_method,
 )
 from .models import BagOfEmbeddings, TextCNN, bag_of_embeddings, text_cnn
-from .train import (
-    DEFAULT_EPS,
-    DEFAULT_TASK,
-    TextTask,
-    TextTrainConfig,
-    evaluate_text,
-    full_passes,
-    make_text_task,
-    method_settings,
-    train_text,
-)
+from .task import DEFAULT_TASK, TextTask, make_text_task, read_text_task
+from .train import TextTrainConfig, build_text_model, evaluate_text, full_passes, train_text
 
 __all__ = [
-    "DEFAULT_EPS",
-    "DEFAULT_TASK",
-    "method_settings",
-    "TEXT_METHODS",
-    "BagOfEmbeddings",
-    "TextCNN",
-    "TextTask",
-    "TextTrainConfig",
-    "bag_of_embeddings",
-    "evaluate_text",
-    "fgm_perturbation",
-    "fgm_step",
-    "freelb_text_step",
-    "full_passes",
-    "make_text_task",
-    "natural_step",
-    "pgd_embedding",
-    "pgd_step",
-    "run_text_demo",
-    "text_cnn",
-    "text_method",
-    "train_text",
+    "DEFAULT_TASK", "FGM", "TEXT_EPS", "BagOfEmbeddings", "TextCNN", "TextFreeLB", "TextNatural",
+    "TextPGD", "TextTask", "TextTrainConfig", "bag_of_embeddings", "build_text_model",
+    "evaluate_text", "fgm_perturbation", "full_passes", "make_text_task", "pgd_embedding",
+    "read_text_task", "run_text_demo", "text_cnn", "train_text",
 ]

@@ -1,7 +1,7 @@
 """`npadv demo --task text`: natural, FGM, PGD-3 and FreeLB-3 on embeddings, 3 seeds.
 
-The task (npadv.text.train.DEFAULT_TASK): the synthetic sentiment sentences of
-npadv.text.synthetic, forms `single` and `contrast` in equal parts, 6 sentiment words
+The task (npadv.text.task.DEFAULT_TASK): the synthetic sentiment sentences of
+npadv.text.grammar, forms `single` and `contrast` in equal parts, 6 sentiment words
 per polarity, 1,000 training and 1,000 test sentences. The label depends on word order
 (negation, "but"), so a bag of words is at chance; a naturally trained TextCNN reaches
 about 0.68 on the test set while fitting the training set exactly (training accuracy 1.0,
@@ -44,19 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .methods import passes_per_batch, text_method
-from .train import (
-    DEFAULT_EPS,
-    DEFAULT_TASK,
-    TextTrainConfig,
-    build_text_model,
-    make_text_task,
-    method_settings,
-    one_blas_thread,
-    train_text,
-)
+from .methods import FGM, TEXT_EPS, TextFreeLB, TextNatural, TextPGD
+from .task import DEFAULT_TASK, make_text_task
+from .train import TextTrainConfig, build_text_model, one_blas_thread, train_text
 
-DEMO_METHODS = ("natural", "fgm", "pgd", "freelb")
+DEMO_METHODS = {"natural": TextNatural, "fgm": FGM, "pgd": TextPGD, "freelb": TextFreeLB}
 LABELS = {"natural": "natural", "fgm": "FGM", "pgd": "PGD-3", "freelb": "FreeLB-3"}
 
 
@@ -93,21 +85,21 @@ def run_text_demo(quick: bool = False, seeds: int = 3, out: str | None = "runs/t
     "total_time", "total_cpu"}; writes <out>/text_demo.json when out is given.
     """
     task_settings = dict(DEFAULT_TASK)
-    config = TextTrainConfig(eval_eps=DEFAULT_EPS)
+    config = TextTrainConfig(eval_eps=TEXT_EPS)
     if quick:
         task_settings.update(n_train=300, n_test=300)
         config.epochs, config.eval_steps = 3, 5
     wall0, cpu0 = time.perf_counter(), os.times().user
     task = make_text_task(**task_settings)
+    batches = config.epochs * len(task.batches(config.batch_size, 0))
     runs, summary = [], {}
     with one_blas_thread() as limiter:
-        for name in DEMO_METHODS:
-            settings = method_settings(name, DEFAULT_EPS)
+        for name, method_class in DEMO_METHODS.items():
+            settings = method_class().settings()
             for seed in range(seeds):
                 model = build_text_model("cnn", len(task.vocab), seed=seed)
-                result = train_text(model, text_method(name, **settings), task,
-                                    replace(config, seed=seed), progress,
-                                    desc=f"{LABELS[name]} seed {seed}")
+                result = train_text(model, method_class(), task, replace(config, seed=seed),
+                                    progress)
                 runs.append({"method": name, "seed": seed, "settings": settings, **result})
                 if progress:
                     print(f"{LABELS[name]:<9} seed {seed}: clean {result['clean_acc']:.3f}, "
@@ -125,19 +117,18 @@ def run_text_demo(quick: bool = False, seeds: int = 3, out: str | None = "runs/t
                 "pgd_mean": robust[0], "pgd_std": robust[1],
                 "train_time_mean": float(np.mean([r["train_time"] for r in mine])),
                 "train_cpu_mean": float(np.mean([r["train_cpu"] for r in mine])),
-                "eval_time_mean": float(np.mean([r["eval_time"] for r in mine])),
                 "full_passes": int(mine[0]["full_passes"]),
-                "passes_per_batch": passes_per_batch(name, settings)}
+                "passes_per_batch": int(mine[0]["full_passes"]) // batches}
     total_time, total_cpu = time.perf_counter() - wall0, os.times().user - cpu0
     table = format_table(summary, config.eval_steps)
     print(f"\nText task: {task.settings['n_train']} train / {task.settings['n_test']} test "
           f"sentences, TextCNN, {config.epochs} epochs, {seeds} seeds (mean ± std); "
-          f"PGD-{config.eval_steps} on embeddings at L2 ε = {DEFAULT_EPS:g}")
+          f"PGD-{config.eval_steps} on embeddings at L2 ε = {TEXT_EPS:g}")
     print(table)
     print(f"total {total_time:.1f} s wall, {total_cpu:.1f} s user CPU")
     record = {
-        "settings": {"task": task.settings, "config": asdict(config), "eps": DEFAULT_EPS,
-                     "methods": {n: method_settings(n, DEFAULT_EPS) for n in DEMO_METHODS},
+        "settings": {"task": task.settings, "config": asdict(config), "eps": TEXT_EPS,
+                     "methods": {n: c().settings() for n, c in DEMO_METHODS.items()},
                      "seeds": seeds, "quick": quick,
                      "blas_one_thread": limiter is not None},
         "runs": runs, "summary": summary, "table": table,

@@ -38,33 +38,20 @@ Natural: one pass at e, θ ← θ − τ·∇_θ L(e).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
-
 import numpy as np
 
 from ..attacks.fgsm import l2_normalize
 from ..attacks.gradients import input_gradient
-from ..attacks.projections import norm_per_example, per_example, project, steepest_step
+from ..attacks.projections import Ball, norm_per_example, per_example, steepest_step
 from ..engine import Tensor, as_tensor
 from ..engine import functional as F
-from ..training.freelb import freelb_step
+from ..training.freelb import FreeLB, freelb_step
+from ..training.method import Method, StepFollowsEps
 
-TextStep = Callable[..., float]
 
-
-class _Head:
-    """model.head with the mask bound: a callable Tensor (B, T, d) -> logits, whose
-    parameters() are the model's (so that attacks can freeze them)."""
-
-    def __init__(self, model, mask: np.ndarray):
-        self.model, self.mask = model, mask
-
-    def __call__(self, e) -> Tensor:
-        return self.model.head(e, self.mask)
-
-    def parameters(self):
-        return self.model.parameters()
+def _head(model, mask: np.ndarray):
+    """model.head with the mask bound: a callable Tensor (B, T, d) -> logits (B, C)."""
+    return lambda e: model.head(e, mask)
 
 
 def _keep(mask: np.ndarray, dtype) -> np.ndarray:
@@ -75,7 +62,7 @@ def _keep(mask: np.ndarray, dtype) -> np.ndarray:
 
 def _project_ball(delta: np.ndarray, eps: float) -> np.ndarray:
     """Π_ε: the nearest point of the L2 ball {‖δ_i‖₂ ≤ ε} (no box), per example; δ: (B, T, d)."""
-    return project(delta, np.zeros_like(delta), eps, "l2", lo=None, hi=None)
+    return Ball(eps, "l2", lo=None, hi=None).project(delta, np.zeros_like(delta))
 
 
 # ---- perturbations (no parameter update) ----------------------------------------------
@@ -93,7 +80,7 @@ def fgm_perturbation(model, ids: np.ndarray, mask: np.ndarray, y: np.ndarray, ep
         example with g_i ≠ 0 and r_i = 0 otherwise. Parameter gradients are untouched.
     """
     e = model.embed(ids).data if e is None else np.asarray(e)
-    _, g, _ = input_gradient(_Head(model, mask), e, y)                   # F1: g = ∇_e L
+    _, g, _ = input_gradient(_head(model, mask), e, y)                   # F1: g = ∇_e L
     return eps * l2_normalize(g, _keep(mask, g.dtype))                   # F2
 
 
@@ -122,7 +109,7 @@ def pgd_embedding(model, ids: np.ndarray, mask: np.ndarray, y: np.ndarray, eps: 
         raise ValueError(f"PGD needs steps >= 0 and eps >= 0, got {steps} and {eps}")
     alpha = 2.5 * eps / max(steps, 1) if alpha is None else alpha
     keep = np.broadcast_to(_keep(mask, e.dtype), e.shape)
-    head = _Head(model, mask)
+    head = _head(model, mask)
     delta = np.zeros_like(e)                                             # P1: δ₀ = 0
     if random_start and eps > 0:
         if rng is None:
@@ -145,97 +132,122 @@ def pgd_embedding(model, ids: np.ndarray, mask: np.ndarray, y: np.ndarray, eps: 
     return delta
 
 
-# ---- training steps: one minibatch each, returning the loss ---------------------------
-def natural_step(model, optimizer, ids: np.ndarray, mask: np.ndarray, y: np.ndarray,
-                 rng: np.random.Generator | None = None) -> float:
-    """θ ← θ − τ·∇_θ L(e). One pass. Returns the loss."""
-    optimizer.zero_grad()
-    loss = F.cross_entropy(model(ids, mask), y)
-    loss.backward()
-    optimizer.step()
-    return float(loss.data)
+# ---- the methods: one minibatch step each, returning the loss -----------------------------
+TEXT_EPS = 1.0   # the default ε of every text method: an L2 radius per sentence (see above)
 
 
-def fgm_step(model, optimizer, ids: np.ndarray, mask: np.ndarray, y: np.ndarray,
-             rng: np.random.Generator | None = None, eps: float = 1.0) -> float:
-    """FGM adversarial training (lines F1–F4). Two passes. Returns L(e) + L(e + r)."""
-    optimizer.zero_grad()
-    e = model.embed(ids).retain_grad()          # (B, T, d); its graph reaches the table
-    clean = F.cross_entropy(model.head(e, mask), y)
-    clean.backward()                                                     # F1: ∇_θ L(e), ∇_e L
-    r = eps * l2_normalize(e.grad, _keep(mask, e.dtype))                 # F2: r = ε·g/‖g‖₂
-    adv = F.cross_entropy(model.head(e + r, mask), y)                    # F3: L(e + r)
-    adv.backward()                                                       # F3: ∇_θ L(e + r)
-    optimizer.step()                                                     # F4
-    return float(clean.data) + float(adv.data)
+class TextNatural(Method):
+    """Natural training on text: one pass at e, θ ← θ − τ·∇_θ L(e)."""
+
+    name, task, title, paper = "natural", "text", "natural training", ""
+    summary = "clean cross-entropy; 1 pass per minibatch"
+
+    def step(self, model, optimizer, ids: np.ndarray, mask: np.ndarray, y: np.ndarray,
+             rng: np.random.Generator | None = None) -> float:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(ids, mask), y)
+        loss.backward()
+        optimizer.step()
+        return float(loss.data)
 
 
-def pgd_step(model, optimizer, ids: np.ndarray, mask: np.ndarray, y: np.ndarray,
-             rng: np.random.Generator | None = None, eps: float = 1.0, steps: int = 3,
-             alpha: float | None = None, random_start: bool = False) -> float:
-    """PGD-K adversarial training on embeddings (lines P1–P5). K + 1 passes.
+class FGM(Method):
+    """FGM adversarial training (lines F1–F4). Two passes; the step returns L(e) + L(e + r).
 
-    Returns L(e + δ_K).
+    Attributes:
+        eps: ε, the L2 norm of r per example; the loop may overwrite it (ε ramp).
     """
-    optimizer.zero_grad()
-    e = model.embed(ids)
-    delta = pgd_embedding(model, ids, mask, y, eps, steps, alpha, random_start, rng,
-                          e=e.data)                                      # P1–P4
-    loss = F.cross_entropy(model.head(e + delta, mask), y)               # P5
-    loss.backward()
-    optimizer.step()
-    return float(loss.data)
+
+    name, task, title, paper = "fgm", "text", "FGM", "Miyato, Dai, Goodfellow, ICLR 2017"
+    summary = "one pass for ∇_e L, then a pass at e + ε·g/‖g‖₂, both losses summed; 2 passes"
+
+    def __init__(self, eps: float = TEXT_EPS):
+        if eps < 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        self.eps = eps
+
+    def step(self, model, optimizer, ids: np.ndarray, mask: np.ndarray, y: np.ndarray,
+             rng: np.random.Generator | None = None) -> float:
+        optimizer.zero_grad()
+        e = model.embed(ids).retain_grad()      # (B, T, d); its graph reaches the table
+        clean = F.cross_entropy(model.head(e, mask), y)
+        clean.backward()                        # F1: ∇_θ L(e) and g = ∇_e L, in one pass
+        r = self.eps * l2_normalize(e.grad, _keep(mask, e.dtype))        # F2: r = ε·g/‖g‖₂
+        adv = F.cross_entropy(model.head(e + r, mask), y)                # F3: L(e + r)
+        adv.backward()                                                   # F3: ∇_θ L(e + r)
+        optimizer.step()                                                 # F4
+        return float(clean.data) + float(adv.data)
 
 
-def freelb_text_step(model, optimizer, ids: np.ndarray, mask: np.ndarray, y: np.ndarray,
-                     rng: np.random.Generator | None = None, K: int = 3, alpha: float = 0.1,
-                     sigma: float = 0.0, max_norm: float = 0.0,
-                     deltas: list | None = None) -> float:
-    """FreeLB-K on the embeddings via `npadv.training.freelb.freelb_step`. K passes.
+class TextPGD(StepFollowsEps, Method):
+    """PGD-K adversarial training on embeddings (lines P1–P5). K + 1 passes; the step
+    returns L(e + δ_K).
 
-    Args as freelb_step: K ascent steps, alpha = adv-lr, sigma = adv-init-mag (δ₀ scaled by
-    σ/√(Lᵢ·d), Lᵢ = non-pad length), max_norm = adv-max-norm (0 = unbounded).
-    deltas: if a list, the perturbation each pass sees, δ_{t−1} = (e + δ_{t−1}) − e as a
-        (B, T, d) array, is appended to it (K arrays). Exact where δ is 0 (padding); elsewhere
-        up to the rounding of one addition and subtraction.
-    Returns the mean of the K losses.
+    Attributes:
+        eps: ε, the L2 radius per example; the loop may overwrite it (ε ramp).
+        alpha_ratio: the L2 step as a multiple of ε. steps: K.
+        random_start: start uniformly in the ε-ball instead of at 0.
     """
-    e = model.embed(ids)                  # one lookup; all K backward passes reach the table
 
-    def head(z: Tensor) -> Tensor:
-        if deltas is not None:
-            deltas.append(as_tensor(z).data - e.data)
-        return model.head(z, mask)
+    name, task, title = "pgd", "text", "PGD-AT on embeddings"
+    paper = "Madry, Makelov, Schmidt, Tsipras, Vladu, ICLR 2018"
+    summary = "train on the point of a K-step L2 PGD on the embeddings; K + 1 passes"
+    flags = {"alpha": "L2 attack step α at the target ε", "steps": "ascent steps K",
+             "random_start": "start δ uniformly in the ε-ball (else at 0)"}
+    derived = {"alpha": "2.5ε/K"}
 
-    return freelb_step(head, e, y, optimizer, K, alpha, sigma, max_norm, rng, mask=mask)
+    def __init__(self, eps: float = TEXT_EPS, steps: int = 3, alpha: float | None = None,
+                 random_start: bool = False):
+        if eps < 0 or steps < 0:
+            raise ValueError(f"PGD needs steps >= 0 and eps >= 0, got {steps} and {eps}")
+        self.eps, self.steps, self.random_start = eps, steps, random_start
+        self.set_alpha(alpha, 2.5 / max(steps, 1))
+
+    def step(self, model, optimizer, ids: np.ndarray, mask: np.ndarray, y: np.ndarray,
+             rng: np.random.Generator | None = None) -> float:
+        optimizer.zero_grad()
+        e = model.embed(ids)
+        delta = pgd_embedding(model, ids, mask, y, self.eps, self.steps, self.alpha,
+                              self.random_start, rng, e=e.data)          # P1–P4
+        loss = F.cross_entropy(model.head(e + delta, mask), y)           # P5
+        loss.backward()
+        optimizer.step()
+        return float(loss.data)
 
 
-# ---- by name ---------------------------------------------------------------------------
-TEXT_METHODS = ("natural", "fgm", "pgd", "freelb")
+class TextFreeLB(FreeLB):
+    """FreeLB-K on the embeddings via `npadv.training.freelb.freelb_step`. K passes; the step
+    returns the mean of the K losses. The paper, flags and summary are image FreeLB's.
 
-
-def passes_per_batch(name: str, settings: dict) -> int:
-    """Full passes one training step of method `name` makes (natural 1, FGM 2, PGD K+1,
-    FreeLB K)."""
-    return {"natural": 1, "fgm": 2, "pgd": settings.get("steps", 0) + 1,
-            "freelb": settings.get("K", 0)}[name]
-
-
-def text_method(name: str, **settings) -> TextStep:
-    """The training step of method `name` with its settings bound:
-    step(model, optimizer, ids, mask, y, rng) -> loss.
-
-    Settings: fgm: eps; pgd: eps, steps, alpha, random_start; freelb: K, alpha, sigma,
-    max_norm; natural: none. Unknown settings raise ValueError.
+    Attributes as freelb_step: K ascent steps, alpha = adv-lr, sigma = adv-init-mag (δ₀
+    scaled by σ/√(Lᵢ·d), Lᵢ = non-pad length), max_norm = adv-max-norm (0 = unbounded),
+    no box on the embeddings. alpha and max_norm default to ε/2 and ε, so that FreeLB's
+    perturbations stay in the ball of PGD's and FGM's. Like image FreeLB it has no `eps`
+    attribute for the loop's ε ramp to set (max_norm 0 would mean unbounded).
     """
-    steps = {"natural": natural_step, "fgm": fgm_step, "pgd": pgd_step,
-             "freelb": freelb_text_step}
-    if name not in steps:
-        raise ValueError(f"unknown text method {name!r}; use one of {TEXT_METHODS}")
-    allowed = {"natural": set(), "fgm": {"eps"}, "pgd": {"eps", "steps", "alpha", "random_start"},
-               "freelb": {"K", "alpha", "sigma", "max_norm"}}[name]
-    unknown = set(settings) - allowed
-    if unknown:
-        raise ValueError(f"text method {name!r} does not take {sorted(unknown)}; "
-                         f"it takes {sorted(allowed) or 'nothing'}")
-    return partial(steps[name], **settings)
+
+    name, task = "freelb", "text"
+    claim = ""
+    derived = {"adv_lr": "ε/2", "adv_max_norm": "ε"}
+
+    def __init__(self, eps: float = TEXT_EPS, K: int = 3, alpha: float | None = None,
+                 sigma: float = 0.0, max_norm: float | None = None):
+        super().__init__(K, eps / 2 if alpha is None else alpha, sigma,
+                         eps if max_norm is None else max_norm, lo=None, hi=None)
+
+    deltas: list | None = None    # set to a list to record the perturbations (see step)
+
+    def step(self, model, optimizer, ids: np.ndarray, mask: np.ndarray, y: np.ndarray,
+             rng: np.random.Generator | None = None) -> float:
+        """If self.deltas is a list, the perturbation each pass sees, δ_{t−1} = (e + δ_{t−1})
+        − e as a (B, T, d) array, is appended to it (K arrays): exact where δ is 0
+        (padding), elsewhere up to the rounding of one addition and subtraction."""
+        e = model.embed(ids)              # one lookup; all K backward passes reach the table
+
+        def head(z: Tensor) -> Tensor:
+            if self.deltas is not None:
+                self.deltas.append(as_tensor(z).data - e.data)
+            return model.head(z, mask)
+
+        return freelb_step(head, e, y, optimizer, self.K, self.alpha, self.sigma,
+                           self.max_norm, rng, mask=mask)

@@ -1,12 +1,20 @@
 """Training: the Method base class, the shared loop, and one file per method.
 
-    method = build_method("pgd", eps=0.1, steps=10)        # by name, with paper defaults
+    from npadv.methods import build_method                  # every method by name
+    method = build_method("pgd", eps=0.1, steps=10)        # with its declared defaults
     history = train(model, method, data, TrainConfig(epochs=10))
 """
-from .loop import ResumeError, TrainConfig, TrainingDiverged, accuracy, pgd_accuracy, train
-from .method import Method
-from .methods import METHODS, build_method
+from .loop import (
+    ImageData,
+    ResumeError,
+    TrainConfig,
+    TrainingDiverged,
+    accuracy,
+    pgd_accuracy,
+    train,
+)
+from .method import IMAGE_EPS, Method
 from .natural import Natural
 
-__all__ = ["METHODS", "Method", "Natural", "ResumeError", "TrainConfig", "TrainingDiverged",
-           "accuracy", "build_method", "pgd_accuracy", "train"]
+__all__ = ["IMAGE_EPS", "ImageData", "Method", "Natural", "ResumeError", "TrainConfig",
+           "TrainingDiverged", "accuracy", "pgd_accuracy", "train"]

@@ -1,4 +1,4 @@
-"""Pieces the training methods share: one pass, the input gradient, and the box."""
+"""Pieces the training methods share: one pass, and the box."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,14 +15,6 @@ def loss_backward(model, x: np.ndarray, y: np.ndarray, scale: float = 1.0) -> fl
     loss = F.cross_entropy(model(Tensor(x)), y)
     loss.backward(np.asarray(scale, dtype=loss.dtype))
     return float(loss.data)
-
-
-def loss_and_input_grad(model, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """One full pass at x returning (mean loss, ∇ₓL); parameter gradients accumulate too."""
-    xt = Tensor(x, requires_grad=True)
-    loss = F.cross_entropy(model(xt), y)
-    loss.backward()
-    return float(loss.data), xt.grad
 
 
 def clip_box(v: np.ndarray, lo, hi) -> np.ndarray:

@@ -29,10 +29,10 @@ import numpy as np
 
 from ..attacks.gradients import correct, input_gradient
 from ..attacks.pgd import pgd
-from ..attacks.projections import project, random_start
+from ..attacks.projections import Ball
 from ..nn import evaluating
 from .common import loss_backward
-from .method import Method, StepFollowsEps
+from .method import IMAGE_EPS, Method, StepFollowsEps
 
 
 class FastAT(StepFollowsEps, Method):
@@ -50,9 +50,16 @@ class FastAT(StepFollowsEps, Method):
         best_acc, best_epoch, best_weights: the guard's memory (checkpointed).
     """
 
-    name = "fast"
+    name, title, paper = "fast", "Fast AT (FGSM-RS)", "Wong, Rice, Kolter, ICLR 2020"
+    summary = ("FGSM from a uniform random start, with the catastrophic-overfitting guard; "
+               "2 passes")
+    claim = "FGSM with a random start reaches PGD-AT's robustness at a fraction of its cost"
+    flags = {"alpha": "FGSM step α at the target ε",
+             "guard": "after each epoch, stop on a PGD-10 accuracy drop and restore the best",
+             "guard_margin": "the drop (absolute) below the best that stops training"}
+    derived = {"alpha": "1.25ε"}
 
-    def __init__(self, eps: float, alpha: float | None = None, lo: float | None = 0.0,
+    def __init__(self, eps: float = IMAGE_EPS, alpha: float | None = None, lo: float | None = 0.0,
                  hi: float | None = 1.0, guard: bool = True, guard_margin: float = 0.2,
                  guard_n: int = 256, guard_steps: int = 10, guard_seed: int = 0,
                  guard_eps: float | None = None):
@@ -71,11 +78,10 @@ class FastAT(StepFollowsEps, Method):
     def step(self, model, optimizer, x: np.ndarray, y: np.ndarray,
              rng: np.random.Generator) -> float:
         """One minibatch. x: (B, ...) float in [lo, hi]; y: (B,) int. Returns L(x + δ)."""
-        eps = self.eps
-        x_adv = random_start(x, eps, "linf", rng, self.lo, self.hi)   # 2: x + δ, δ ~ U(−ε, ε)
+        S = Ball(self.eps, "linf", self.lo, self.hi)                   # the ε-ball ∩ box
+        x_adv = S.sample(x, rng)                                       # 2: x + δ, δ ~ U(−ε, ε)
         _, g_delta, _ = input_gradient(model, x_adv, y)                # 3: g_δ (θ untouched)
-        x_adv = project(x_adv + self.alpha * np.sign(g_delta), x,      # 4: clip to ball, box
-                        eps, "linf", self.lo, self.hi)
+        x_adv = S.project(x_adv + self.alpha * np.sign(g_delta), x)    # 4: clip to ball, box
         optimizer.zero_grad()
         loss = loss_backward(model, x_adv, y)                          # 5: ∇_θ L(x + δ)
         optimizer.step()                                               # 5: θ ← θ − τ·∇_θ L

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..attacks.projections import project
+from ..attacks.projections import Ball
 from ..engine import Tensor
 from ..engine import functional as F
 from .common import loss_backward
-from .method import Method
+from .method import IMAGE_EPS, Method
 
 
 class FGSMAT(Method):
@@ -34,9 +34,11 @@ class FGSMAT(Method):
         lo, hi: the valid input range (None = unbounded on that side).
     """
 
-    name = "fgsm"
+    name, title, paper = "fgsm", "FGSM-AT", "Goodfellow, Shlens, Szegedy, ICLR 2015"
+    summary = "c·L(x) + (1 − c)·L(x + ε·sign ∇ₓL); 2 passes"
+    flags = {"c": "weight c of the clean loss"}
 
-    def __init__(self, eps: float, c: float = 0.5, lo: float | None = 0.0,
+    def __init__(self, eps: float = IMAGE_EPS, c: float = 0.5, lo: float | None = 0.0,
                  hi: float | None = 1.0):
         if eps < 0:
             raise ValueError(f"eps must be >= 0, got {eps}")
@@ -55,8 +57,8 @@ class FGSMAT(Method):
         g_x = xt.grad                                                          # 2: ∝ ∇ₓL(x)
         if c == 0:
             optimizer.zero_grad()
-        x_adv = project(x + self.eps * np.sign(g_x), x, self.eps, "linf",     # 3: clip to box
-                        self.lo, self.hi)
+        S = Ball(self.eps, "linf", self.lo, self.hi)                           # the ε-ball ∩ box
+        x_adv = S.project(x + self.eps * np.sign(g_x), x)                      # 3: clip to box
         adv = loss_backward(model, x_adv, y, scale=1 - c)                    # 4: ∇_θ (1−c)·L
         optimizer.step()                                                       # 5
         return c * float(clean.data) + (1 - c) * adv

@@ -30,7 +30,7 @@ import numpy as np
 from ..engine import Tensor
 from ..engine import functional as F
 from .common import box_delta, clip_box
-from .method import Method
+from .method import IMAGE_EPS, Method
 
 
 class FreeAT(Method):
@@ -44,9 +44,13 @@ class FreeAT(Method):
             before the first step (checkpointed).
     """
 
-    name = "free"
+    name, title, paper = "free", "Free AT", "Shafahi et al., NeurIPS 2019"
+    summary = ("m replays of each minibatch, each one pass that steps θ and δ; epochs ÷ m; "
+               "m passes")
+    claim = "Free-m reaches PGD-AT's robustness at about the cost of natural training"
+    flags = {"replays": "replays m of each minibatch (the epochs are divided by m)"}
 
-    def __init__(self, eps: float, replays: int = 8, lo: float | None = 0.0,
+    def __init__(self, eps: float = IMAGE_EPS, replays: int = 8, lo: float | None = 0.0,
                  hi: float | None = 1.0):
         if eps < 0:
             raise ValueError(f"eps must be >= 0, got {eps}")

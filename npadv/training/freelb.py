@@ -133,7 +133,16 @@ class FreeLB(Method):
     loop's ε ramp (which starts at 0) must not touch it.
     """
 
-    name = "freelb"
+    name, title, paper = "freelb", "FreeLB", "Zhu, Cheng, Gan, Sun, Goldstein, Liu, ICLR 2020"
+    summary = ("K L2 ascent steps on δ, the parameter gradients of all K passes averaged; "
+               "K passes")
+    claim = ("FreeLB improves generalisation (an L2, embedding-space method; its L∞ "
+             "robustness is not claimed)")
+    flags = {"freelb_k": "ascent steps K", "adv_lr": "L2 ascent step α (adv-lr)",
+             "adv_init_mag": "initial perturbation magnitude σ (adv-init-mag)",
+             "adv_max_norm": "L2 bound on δ per example, 0 = unbounded (adv-max-norm)"}
+    params = {"freelb_k": "K", "adv_lr": "alpha", "adv_init_mag": "sigma",
+              "adv_max_norm": "max_norm"}
 
     def __init__(self, K: int = 3, alpha: float = 0.5, sigma: float = 0.0,
                  max_norm: float = 0.0, lo: float | None = 0.0, hi: float | None = 1.0):

@@ -1,11 +1,16 @@
-"""The shared training loop every method runs in.
+"""The shared training loop every method runs in, on images and on text.
 
     for epoch in 1 .. epochs / method.epoch_divisor:
       for minibatch i (order seeded by (seed, epoch)):
         lr ← schedule(epoch + i / batches);  ε ← ramp(epoch + i / batches)
-        loss ← method.step(model, optimizer, x, y, rng(seed, epoch, i))
+        loss ← method.step(model, optimizer, *inputs, y, rng(seed, epoch, i))
       evaluate clean and PGD accuracy on a fixed evaluation subset
       checkpoint atomically; append a JSON line to the log; stop if method.end_of_epoch says so
+
+The data is a task object (`ImageData` here, `npadv.text.task.TextTask` for text) that
+gives the minibatches, (x, y) for images and (ids, mask, y) for text, and the accuracies:
+clean, and under PGD in the task's threat model (L∞ on pixels, L2 on embeddings). A plain
+(x_train, y_train, x_test, y_test) tuple is taken as ImageData.
 
 Everything random is derived from (seed, epoch, batch index), and the optimiser and
 method states are checkpointed, so a resumed run is bit-identical to an uninterrupted one
@@ -18,6 +23,7 @@ anything is saved, so a diverged model never replaces a good checkpoint.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,6 +69,8 @@ class TrainConfig:
     eval_eps: float = 0.0           # ε of the per-epoch PGD check (0 = clean accuracy only)
     eval_steps: int = 10
     eval_restarts: int = 1
+    eval_every: int = 1             # the PGD check every this many epochs, and after the last
+                                    # (0: after the last only); clean accuracy every epoch
     extra: dict = field(default_factory=dict)  # free-form, recorded in logs and checkpoints
 
     def __post_init__(self):
@@ -73,7 +81,8 @@ class TrainConfig:
                   ("eps_ramp", np.isfinite(self.eps_ramp) and self.eps_ramp >= 0),
                   ("eval_size", self.eval_size >= 1),
                   ("eval_eps", np.isfinite(self.eval_eps) and self.eval_eps >= 0),
-                  ("eval_steps", self.eval_steps >= 0), ("eval_restarts", self.eval_restarts >= 1)]
+                  ("eval_steps", self.eval_steps >= 0), ("eval_restarts", self.eval_restarts >= 1),
+                  ("eval_every", self.eval_every >= 0)]
         bad = [name for name, ok in checks if not ok]
         if bad:
             name = bad[0]
@@ -129,6 +138,42 @@ def check_training_data(x: np.ndarray, y: np.ndarray, num_classes: int = 10) -> 
     return check_labels(y, num_classes, len(y))
 
 
+class ImageData:
+    """Images as the loop sees them: minibatches (x, y), and accuracies on the test set.
+
+    data: (x_train, y_train, x_test, y_test); inputs in [lo, hi], labels in 0..C−1.
+    """
+
+    task = "image"
+
+    def __init__(self, data, num_classes: int = 10, lo: float | None = 0.0,
+                 hi: float | None = 1.0):
+        x_train, y_train, x_test, y_test = data
+        self.train_set = (x_train, check_training_data(x_train, y_train, num_classes))
+        self.test_set = (x_test, np.asarray(y_test))
+        self.lo, self.hi = lo, hi
+        self.settings: dict = {}
+
+    def batches(self, batch_size: int, seed: int) -> Batches:
+        return Batches(*self.train_set, batch_size, seed=seed)
+
+    def accuracy(self, model, n: int) -> float:
+        """Clean accuracy on the first n test examples."""
+        x, y = self.test_set
+        return accuracy(model, x[:n], y[:n])
+
+    def robust_accuracy(self, model, eps: float, steps: int, restarts: int, seed: int,
+                        n: int) -> float:
+        """Accuracy under L∞ PGD on the first n test examples."""
+        x, y = self.test_set
+        return pgd_accuracy(model, x[:n], y[:n], eps, steps, restarts, seed=seed, lo=self.lo,
+                            hi=self.hi)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """What a checkpoint keeps of the data (nothing: the images are loaded by name)."""
+        return {}
+
+
 @dataclass
 class Run:
     """One training run: what the loop needs from step to step, and where it writes."""
@@ -136,41 +181,43 @@ class Run:
     model: object
     method: Method
     config: TrainConfig
-    train_set: tuple[np.ndarray, np.ndarray]
-    eval_set: tuple[np.ndarray, np.ndarray]
+    data: object
     model_name: str = "model"
     log_path: Path | None = None
     checkpoint_path: Path | None = None
-    lo: float | None = 0.0
-    hi: float | None = 1.0
     progress: bool = True
 
     def __post_init__(self):
+        if self.method.task != self.data.task:
+            raise ValueError(f"method {self.method.name!r} trains on {self.method.task}, "
+                             f"the data is {self.data.task}")
         self.epochs = max(1, self.config.epochs // self.method.epoch_divisor)
-        self.batches = Batches(*self.train_set, self.config.batch_size, seed=self.config.seed)
+        self.batches = self.data.batches(self.config.batch_size, self.config.seed)
         self.optimizer = make_optimizer(self.model, self.config)
         self.schedule = make_schedule(self.config, self.epochs)
         self.eps_target = self.method.eps
         self.settings = {"model": self.model_name, "method": self.method.name,
                          "method_settings": self.method.settings(),
                          "config": asdict(self.config)}
+        if self.data.settings:
+            self.settings["data"] = self.data.settings
 
 
 def train(model, method: Method, data, config: TrainConfig, log_path=None,
           checkpoint_path=None, resume: bool = False, progress: bool = True,
           model_name: str = "model", num_classes: int = 10, lo: float | None = 0.0,
           hi: float | None = 1.0) -> list[dict]:
-    """Train `model` with `method` on data = (x_train, y_train, x_test, y_test).
+    """Train `model` with `method` on `data`: a task object (ImageData, TextTask) or
+    (x_train, y_train, x_test, y_test) images in [lo, hi] with labels in 0..num_classes−1.
 
     After every epoch, writes a checkpoint to `checkpoint_path`, then one JSON line to
     `log_path`. With resume=True, continues from the checkpoint, which must exist and
     match these settings (see the module docstring). Returns the per-epoch records.
     """
-    x_train, y_train, x_test, y_test = data
-    y_train = check_training_data(x_train, y_train, num_classes)
-    n = config.eval_size
-    run = Run(model, method, config, (x_train, y_train), (x_test[:n], np.asarray(y_test[:n])),
-              model_name, _path(log_path), _path(checkpoint_path), lo, hi, progress)
+    if not hasattr(data, "batches"):
+        data = ImageData(data, num_classes, lo, hi)
+    run = Run(model, method, config, data, model_name, _path(log_path),
+              _path(checkpoint_path), progress)
     history = resume_run(run) if resume else []
     while len(history) < run.epochs and not (history and history[-1].get("stopped")):
         epoch = len(history)
@@ -198,6 +245,7 @@ def resume_run(run: Run) -> list[dict]:
         raise ResumeError(f"nothing to resume: no checkpoint at {path}")
     parts, meta = load_checkpoint(path, required=("model", "method", "epoch", "history"))
     _check_same_settings(run, meta, path)
+    _check_same_data(run, parts.get("data", {}), path)
     load_weights(run.model, parts.get("model", {}), f"checkpoint {path}")
     try:
         run.optimizer.load_state_dict(parts.get("optimizer", {}))
@@ -211,15 +259,17 @@ def resume_run(run: Run) -> list[dict]:
 
 
 def _check_same_settings(run: Run, meta: dict, path: Path) -> None:
+    defaults = asdict(type(run.config)())
     stored = {"model": meta.get("model"), "method": meta.get("method"),
               "method_settings": meta.get("method_settings", run.settings["method_settings"]),
-              "config": meta.get("config", {})}
+              "config": {**defaults, **meta.get("config", {})},   # keys added since: defaults
+              "data": meta.get("data", {})}
     diffs = []
     for group in ("model", "method"):
         if stored[group] != run.settings[group]:
             diffs.append(f"{group} {stored[group]!r} → {run.settings[group]!r}")
-    for group in ("method_settings", "config"):
-        old, new = stored[group], run.settings[group]
+    for group in ("method_settings", "config", "data"):
+        old, new = stored[group], run.settings.get(group, {})
         for key in sorted(set(old) | set(new)):
             if old.get(key) == new.get(key) or (key == "epochs" and _may_extend(run, old)):
                 continue
@@ -227,6 +277,17 @@ def _check_same_settings(run: Run, meta: dict, path: Path) -> None:
     if diffs:
         raise ResumeError(f"cannot resume from {path}: settings differ ({'; '.join(diffs)}); "
                           "start a new run with another output folder")
+
+
+def _check_same_data(run: Run, stored: dict, path: Path) -> None:
+    """The data's checkpointed state (a text task's vocabulary) must match the data's."""
+    current = run.data.state_dict()
+    same = stored.keys() == current.keys() and all(
+        np.array_equal(stored[k], current[k]) for k in current)
+    if not same:
+        raise ResumeError(f"cannot resume from {path}: its {', '.join(current or stored)} "
+                          "differs from this data's; start a new run with another output "
+                          "folder")
 
 
 def _may_extend(run: Run, old_config: dict) -> bool:
@@ -239,20 +300,20 @@ def train_one_epoch(run: Run, epoch: int):
     model, method, config, batches = run.model, run.method, run.config, run.batches
     model.train()
     losses = []
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), os.times().user
     bar = tqdm(batches.epoch(epoch), total=len(batches), disable=not run.progress,
                desc=f"{method.name} {epoch + 1}/{run.epochs}", leave=False)
     with cost() as meter:
-        for i, (xb, yb) in enumerate(bar):
+        for i, (*inputs, yb) in enumerate(bar):
             t = epoch + i / len(batches)
             run.optimizer.lr = run.schedule(t)
             if run.eps_target is not None and config.eps_ramp > 0:
                 method.eps = run.eps_target * min(1.0, t / config.eps_ramp)
             rng = np.random.default_rng([config.seed, epoch, i])
-            losses.append(method.step(model, run.optimizer, xb, yb, rng))
+            losses.append(method.step(model, run.optimizer, *inputs, yb, rng))
             _check_diverged(run, losses[-1], epoch, i)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-    return losses, time.perf_counter() - t0, meter
+    return losses, (time.perf_counter() - t0, os.times().user - cpu0), meter
 
 
 def _check_diverged(run: Run, loss: float, epoch: int, i: int) -> None:
@@ -263,32 +324,37 @@ def _check_diverged(run: Run, loss: float, epoch: int, i: int) -> None:
         f"(lr {run.optimizer.lr:.4g}); try a smaller lr. The last checkpoint is kept.")
 
 
-def evaluate_epoch(run: Run, epoch: int, losses, seconds: float, meter, history) -> dict:
-    """The epoch's record: loss, time and cost so far, clean (and PGD) accuracy."""
-    model, method, config = run.model, run.method, run.config
+def evaluate_epoch(run: Run, epoch: int, losses, seconds: tuple[float, float], meter,
+                   history) -> dict:
+    """The epoch's record: loss, time and cost so far, clean (and PGD) accuracy.
+
+    seconds: the epoch's training time, wall clock and user CPU (all threads)."""
+    model, method, config, data = run.model, run.method, run.config, run.data
     if not all(np.isfinite(p.data).all() for p in model.parameters()):
         raise TrainingDiverged(f"training diverged in epoch {epoch + 1}: the weights are not "
                                "finite; try a smaller lr. The last checkpoint is kept.")
     totals = history[-1] if history else {"time": 0.0, "full_passes": 0,
                                           "first_layer_passes": 0, "gflops": 0.0}
-    x_eval, y_eval = run.eval_set
+    wall, cpu = seconds
+    n = config.eval_size
     record = {
         "epoch": epoch + 1, "method": method.name, "loss": float(np.mean(losses)),
         "lr": run.optimizer.lr, "eps": method.eps,
-        "epoch_time": seconds, "time": totals["time"] + seconds,
+        "epoch_time": wall, "time": totals["time"] + wall,
+        "cpu_time": totals.get("cpu_time", 0.0) + cpu,
         "full_passes": totals["full_passes"] + meter.full_passes(model),
         "first_layer_passes": totals["first_layer_passes"] + meter.first_layer_passes(model),
         "gflops": totals["gflops"] + meter.flops / 1e9,
-        "clean_acc": accuracy(model, x_eval, y_eval),
+        "clean_acc": data.accuracy(model, n),
     }
-    if config.eval_eps > 0:
-        record["robust_acc"] = pgd_accuracy(model, x_eval, y_eval, config.eval_eps,
-                                            config.eval_steps, config.eval_restarts,
-                                            seed=config.seed, lo=run.lo, hi=run.hi)
-    reason = method.end_of_epoch(model, *run.train_set, epoch + 1)
+    every, last = config.eval_every, epoch + 1 == run.epochs
+    if config.eval_eps > 0 and (last or (every and (epoch + 1) % every == 0)):
+        record["robust_acc"] = data.robust_accuracy(model, config.eval_eps, config.eval_steps,
+                                                    config.eval_restarts, config.seed, n)
+    reason = method.end_of_epoch(model, *data.train_set, epoch + 1)
     if reason:
         record["stopped"] = reason
-        record["clean_acc_after_stop"] = accuracy(model, x_eval, y_eval)
+        record["clean_acc_after_stop"] = data.accuracy(model, n)
     return record
 
 
@@ -297,7 +363,7 @@ def save_run(run: Run, history: list[dict]) -> None:
     if run.checkpoint_path is None:
         return
     parts = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-             "method": run.method.state_dict()}
+             "method": run.method.state_dict(), "data": run.data.state_dict()}
     meta = {**run.settings, "epoch": len(history), "history": history,
             "stopped": history[-1].get("stopped")}
     save_checkpoint(run.checkpoint_path, parts, meta)

@@ -1,8 +1,20 @@
 """What the training loop asks of a method: one minibatch step, and a few optional hooks.
 
     class MyMethod(Method):
-        name = "mine"
+        name, title, paper = "mine", "My AT", "Me et al., 2027"
+        summary = "what one minibatch step does, and its passes"
+        flags = {"steps": "ascent steps K"}        # the settings users may give, with help
+        def __init__(self, eps: float = 0.1, steps: int = 3, lo=0.0, hi=1.0): ...
         def step(self, model, optimizer, x, y, rng) -> float: ...   # one minibatch
+
+A method declares itself once, in its class: its name (the CLI's --method), the task it
+trains (image: a minibatch is (x, y); text: (ids, mask, y), and step takes them in that
+order), its paper, a one-line summary, the paper's claim, and `flags`, the settings a user
+may give by keyword with their help. Each flag is a constructor parameter of the same name,
+unless `params` maps it to another (YOPO's yopo_m is its m). The constructor's signature
+holds every default; where a default is None and derived from other settings, `derived`
+says how (e.g. α = 2.5ε/K). npadv.methods lists the classes and reads all of this for
+build_method, the CLI's help and the README's table.
 
 `eps` is the radius the loop's ε ramp may set before each step (None: the method has no
 radius to ramp). `epoch_divisor` divides the number of epochs (Free AT's m). The state
@@ -12,11 +24,22 @@ from __future__ import annotations
 
 import numpy as np
 
+IMAGE_EPS = 0.1   # the default L∞ radius of every image method (the papers' MNIST runs use 0.3)
+
 
 class Method:
     """Base class of the training methods; subclasses define `name` and `step`."""
 
     name: str = "method"
+    task: str = "image"
+    title: str = ""
+    paper: str = ""
+    summary: str = ""
+    claim: str = ""
+    flags: dict[str, str] = {}
+    params: dict[str, str] = {}
+    derived: dict[str, str] = {}
+
     eps: float | None = None
     epoch_divisor: int = 1
 

@@ -14,7 +14,8 @@ from .method import Method
 class Natural(Method):
     """One full pass and one optimiser step per minibatch."""
 
-    name = "natural"
+    name, title, paper = "natural", "natural training", ""
+    summary = "clean cross-entropy; 1 pass per minibatch"
 
     def step(self, model, optimizer, x: np.ndarray, y: np.ndarray,
              rng: np.random.Generator) -> float:

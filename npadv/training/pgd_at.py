@@ -20,7 +20,7 @@ import numpy as np
 
 from ..attacks.pgd import pgd
 from .common import loss_backward
-from .method import Method, StepFollowsEps
+from .method import IMAGE_EPS, Method, StepFollowsEps
 
 
 class PGDAT(StepFollowsEps, Method):
@@ -34,9 +34,14 @@ class PGDAT(StepFollowsEps, Method):
         lo, hi: the valid input range (None = unbounded on that side).
     """
 
-    name = "pgd"
+    name, title, paper = "pgd", "PGD-AT", "Madry, Makelov, Schmidt, Tsipras, Vladu, ICLR 2018"
+    summary = "train on the point of a K-step L∞ PGD from a random start; K + 1 passes"
+    claim = "PGD-AT gives robustness to the attacks of its threat model"
+    flags = {"alpha": "attack step α at the target ε", "steps": "ascent steps K",
+             "random_start": "start δ uniformly in the ε-ball"}
+    derived = {"alpha": "2.5ε/K"}
 
-    def __init__(self, eps: float, alpha: float | None = None, steps: int = 10,
+    def __init__(self, eps: float = IMAGE_EPS, alpha: float | None = None, steps: int = 10,
                  random_start: bool = True, lo: float | None = 0.0, hi: float | None = 1.0):
         """alpha: the step at this ε (default 2.5ε/K, so K steps can cross the ball)."""
         if eps < 0:

@@ -26,10 +26,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..attacks.gradients import input_gradient, predict
-from ..attacks.projections import project
+from ..attacks.projections import Ball
 from ..engine import Tensor, as_tensor, ops
 from ..engine import functional as F
-from .method import Method, StepFollowsEps
+from .method import IMAGE_EPS, Method, StepFollowsEps
 
 
 def kl_divergence(p_logits, q_logits) -> Tensor:
@@ -54,12 +54,12 @@ def kl_attack(model, x: np.ndarray, eps: float, alpha: float, steps: int,
     def kl_to_clean(logits, target_logits):
         return kl_divergence(Tensor(target_logits), logits)
 
+    S = Ball(eps, "linf", lo, hi)                                        # the ε-ball ∩ box
     noise = (0.001 * rng.standard_normal(x.shape)).astype(x.dtype)
-    x_adv = project(x + noise, x, eps, "linf", lo, hi)                              # 2
+    x_adv = S.project(x + noise, x)                                                 # 2
     for _ in range(steps):                                                          # 3
         _, g, _ = input_gradient(model, x_adv, clean_logits, kl_to_clean)
-        x_adv = project(x_adv + (alpha * np.sign(g)).astype(x.dtype), x, eps, "linf",
-                        lo, hi)                                                     # 4
+        x_adv = S.project(x_adv + (alpha * np.sign(g)).astype(x.dtype), x)          # 4
     return x_adv
 
 
@@ -74,9 +74,16 @@ class TRADES(StepFollowsEps, Method):
         lo, hi: the valid input range (None = unbounded on that side).
     """
 
-    name = "trades"
+    name, title, paper = "trades", "TRADES", "Zhang, Yu, Jiao, Xing, El Ghaoui, Jordan, ICML 2019"
+    summary = ("CE(f(x)) + β·KL(f(x) ‖ f(x')), x' a K-step attack on the KL term; "
+               "K + 1 passes")
+    claim = ("TRADES trades a little clean accuracy for robustness at least as good as "
+             "PGD-AT's")
+    flags = {"alpha": "attack step α at the target ε", "steps": "ascent steps K",
+             "beta": "weight β of the KL term"}
+    derived = {"alpha": "ε/4"}
 
-    def __init__(self, eps: float, alpha: float | None = None, steps: int = 10,
+    def __init__(self, eps: float = IMAGE_EPS, alpha: float | None = None, steps: int = 10,
                  beta: float = 6.0, lo: float | None = 0.0, hi: float | None = 1.0):
         """alpha: the attack step at this ε (default ε/4)."""
         if eps < 0:

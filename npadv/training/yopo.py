@@ -41,11 +41,11 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from ..attacks.projections import project, random_start
+from ..attacks.projections import Ball
 from ..engine import Tensor, grad
 from ..engine import functional as F
 from ..nn import frozen
-from .method import Method, StepFollowsEps
+from .method import IMAGE_EPS, Method, StepFollowsEps
 
 
 def full_pass(f0, g, x_eta: np.ndarray, y: np.ndarray, train_f0: bool = False
@@ -96,9 +96,16 @@ class YOPO(StepFollowsEps, Method):
     The model must be a Sequential: f0 = model[0], g = model[1:].
     """
 
-    name = "yopo"
+    name, title, paper = "yopo", "YOPO", "Zhang, Zhang, Lu, Zhu, Dong, NeurIPS 2019"
+    summary = ("m full passes, each followed by n updates of δ through the first layer "
+               "alone; m full and m·n first-layer passes")
+    claim = "YOPO reaches PGD-AT's robustness in about 1/5 of its time"
+    flags = {"alpha": "step η of δ at the target ε", "yopo_m": "full passes m",
+             "yopo_n": "first-layer updates n per full pass"}
+    params = {"yopo_m": "m", "yopo_n": "n"}
+    derived = {"alpha": "ε/4"}
 
-    def __init__(self, eps: float, m: int = 5, n: int = 3, alpha: float | None = None,
+    def __init__(self, eps: float = IMAGE_EPS, m: int = 5, n: int = 3, alpha: float | None = None,
                  lo: float | None = 0.0, hi: float | None = 1.0):
         """alpha: the η step at this ε (default ε/4, the reference's YOPO-5-3 ratio)."""
         if eps < 0:
@@ -115,9 +122,10 @@ class YOPO(StepFollowsEps, Method):
         Returns the mean of the m full-pass losses.
         """
         f0, g = model[0], model[1:]
-        eps, alpha, m, n = self.eps, self.alpha, self.m, self.n
+        alpha, m, n = self.alpha, self.m, self.n
+        S = Ball(self.eps, "linf", self.lo, self.hi)                       # the ε-ball ∩ box
         optimizer.zero_grad()
-        x_eta = random_start(x, eps, "linf", rng, self.lo, self.hi)       # 2: x + η
+        x_eta = S.sample(x, rng)                                           # 2: x + η
         losses = []
         for _ in range(m):                                                 # 3
             loss, p, g_eta = full_pass(f0, g, x_eta, y, train_f0=n == 0)   # 4: ∇_θ L, p
@@ -125,8 +133,7 @@ class YOPO(StepFollowsEps, Method):
             for k in range(n):                                             # 5
                 if k > 0:
                     g_eta = hamiltonian_pass(f0, x_eta, p)                 # 6: ∇_η H
-                x_eta = project(x_eta + alpha * np.sign(g_eta), x, eps,   # 6: Π(η + α·sign)
-                                "linf", self.lo, self.hi)
+                x_eta = S.project(x_eta + alpha * np.sign(g_eta), x)      # 6: Π(η + α·sign)
             if n > 0 and f0.parameters():
                 hamiltonian_pass(f0, x_eta, p, train_f0=True)              # 7: ∇_θ₀ H
         for param in model.parameters():                                   # 8: average over m

@@ -1,0 +1,164 @@
+"""The comparison itself: time each method, train it for the epochs that fit the budget,
+evaluate every row by the same cascade, and `npadv demo` on top."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..attacks.evaluate import Attack, evaluate
+from ..data.batches import Batches
+from ..methods import build_method
+from ..models import build_model
+from ..optim import SGD
+from ..training.loop import TrainConfig, train
+from .plans import DEMO_FULL, DEMO_QUICK, PLANS, Entry, evaluation, reference
+from .report import plot_comparison, report
+from .verdicts import verdicts
+
+
+def seconds_per_epoch(entry: Entry, data, eps: float, model_name: str, batch_size: int,
+                      seed: int, probe: int = 3) -> float:
+    """Time `probe` minibatch steps of the method on a throwaway model; scale to an epoch."""
+    x_train, y_train = data[0], data[1]
+    model = build_model(model_name, seed=seed)
+    method = build_method(entry.method, eps=eps, **entry.flags)
+    optimizer = SGD(model.parameters(), 0.01, momentum=0.9)
+    batches = Batches(x_train, y_train, batch_size, seed=seed)
+    steps = iter(batches.epoch(0))
+    xb, yb = next(steps)
+    method.step(model, optimizer, xb, yb, np.random.default_rng(seed))   # warm-up
+    t0 = time.perf_counter()
+    for i, (xb, yb) in zip(range(probe), steps, strict=False):
+        method.step(model, optimizer, xb, yb, np.random.default_rng([seed, i]))
+    per_step = (time.perf_counter() - t0) / probe
+    return per_step * len(batches)
+
+
+def epochs_for(entry: Entry, budget: float, epoch_seconds: float) -> int:
+    """Epochs (as TrainConfig counts them, before Free's ÷ m) that fit the budget."""
+    divisor = build_method(entry.method, **entry.flags).epoch_divisor
+    passes_over_data = max(1, int(budget // epoch_seconds))
+    return passes_over_data * divisor
+
+
+def run_entry(entry: Entry, data, eps: float, budget: float | None, model_name: str = "small-cnn",
+              seed: int = 0, batch_size: int = 128, check_size: int = 200,
+              attacks: list[Attack] | None = None, n_eval: int = 1000, out: Path | None = None,
+              progress: bool = False) -> dict:
+    """Train one row and evaluate it. Returns the row (accuracies, time, cost, the curve)."""
+    if entry.epochs is None:
+        if budget is None:
+            raise ValueError(f"{entry.label}: give a budget or fixed epochs")
+        epoch_seconds = seconds_per_epoch(entry, data, eps, model_name, batch_size, seed)
+        epochs = epochs_for(entry, budget, epoch_seconds)
+    else:
+        epochs = entry.epochs
+    model = build_model(model_name, seed=seed)
+    method = build_method(entry.method, eps=eps, **entry.flags)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, eval_size=check_size,
+                         eval_eps=eps, eval_steps=10)
+    slug = re.sub(r"[^a-z0-9]+", "-", entry.label.lower()).strip("-")
+    log = None if out is None else out / f"{slug}.jsonl"
+    if log is not None:
+        log.unlink(missing_ok=True)
+    history = train(model, method, data, config, log_path=log, progress=progress)
+    x_test, y_test = data[2][:n_eval], data[3][:n_eval]
+    report = evaluate(model, x_test, y_test, attacks if attacks is not None else
+                      evaluation(eps, seed=seed), cascade=True, checks=False)
+    last = history[-1]
+    checks = [r.get("robust_acc") for r in history]
+    return {"label": entry.label, "method": entry.method, "flags": entry.flags,
+            "epochs": len(history), "clean_acc": report.clean_accuracy,
+            "robust_acc": report.robust_accuracy, "stages": report.attack_accuracy,
+            "train_time": last["time"], "full_passes": last["full_passes"],
+            "first_layer_passes": last["first_layer_passes"], "gflops": last["gflops"],
+            "stopped": last.get("stopped"), "reference": entry.epochs is not None,
+            "undertrained": _undertrained(checks),
+            "curve": [{"time": r["time"], "robust_acc": r.get("robust_acc"),
+                       "clean_acc": r["clean_acc"]} for r in history],
+            "claim": entry.claim}
+
+
+def _undertrained(checks: list) -> bool:
+    """Fewer than 3 epochs, or the last per-epoch check still rose by more than 2 points."""
+    values = [c for c in checks if c is not None]
+    return len(values) < 3 or values[-1] - values[-2] > 0.02
+
+
+def compare(entries: list[Entry], data, eps: float = 0.1, budget: float | None = 20.0,
+            model_name: str = "small-cnn", seed: int = 0, n_eval: int = 1000,
+            check_size: int = 200, batch_size: int = 128, attacks: list[Attack] | None = None,
+            out: str | Path | None = None, progress: bool = False, title: str = "") -> dict:
+    """Train and evaluate every entry; return a summary with rows, verdicts and settings.
+
+    data: (x_train, y_train, x_test, y_test), images in [0, 1]. eps: the L∞ radius of
+    training and evaluation. budget: seconds of training per budgeted row. With `out`,
+    writes comparison.json, comparison.png (robust accuracy against training time) and
+    each row's per-epoch log there.
+    """
+    out = None if out is None else Path(out)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    attacks = attacks if attacks is not None else evaluation(eps, seed=seed)
+    t0 = time.perf_counter()
+    rows = []
+    for entry in entries:
+        row = run_entry(entry, data, eps, budget, model_name, seed, batch_size, check_size,
+                        attacks, n_eval, out, progress)
+        rows.append(row)
+        if progress:
+            print(f"{row['label']}: clean {row['clean_acc']:.3f}, robust {row['robust_acc']:.3f}, "
+                  f"{row['train_time']:.1f} s", flush=True)
+    verdicts(rows)
+    summary = {"title": title, "eps": eps, "budget": budget, "model": model_name,
+               "seed": seed, "n_train": len(data[0]), "n_eval": min(n_eval, len(data[2])),
+               "evaluation": " → ".join(a.label for a in attacks) + " (cascade, worst case)",
+               "wall_time": time.perf_counter() - t0, "rows": rows}
+    if out is not None:
+        (out / "comparison.json").write_text(json.dumps(summary, indent=2))
+        plot_comparison(summary, out / "comparison.png")
+    return summary
+
+
+def mnist_demo(quick: bool = False, eps: float = 0.1, methods: list[str] | None = None,
+               seed: int = 0, out: str | Path = "runs/demo", progress: bool = True) -> dict:
+    """`npadv demo`: the methods on MNIST-5k at an equal budget, beside a PGD-AT reference.
+
+    quick: three methods, a short budget, 2,000 training and 100 test images (about 30 s);
+    the full version compares all eight methods (about 6 min on 2 cores). methods: a
+    subset by registry name. Prints the table and writes comparison.json and
+    comparison.png to out.
+    """
+    plan = PLANS["quick" if quick else "full"]
+    if methods:
+        known = {e.method for e in PLANS["full"]}
+        unknown = sorted(set(methods) - known)
+        if unknown:
+            raise ValueError(f"unknown demo method(s) {unknown}; choose from {sorted(known)}")
+        plan = [e for e in PLANS["full"] if e.method in methods]
+    settings = DEMO_QUICK if quick else DEMO_FULL
+    entries = [*plan, reference(settings["reference_epochs"], settings["reference_steps"])]
+    data = demo_data(settings)
+    summary = compare(entries, data, eps=eps, budget=settings["budget"], seed=seed,
+                      n_eval=settings["n_eval"], check_size=settings["check_size"],
+                      attacks=evaluation(eps, settings["pgd_steps"], settings["restarts"],
+                                         settings["apgd_steps"], seed),
+                      out=out, progress=progress,
+                      title=f"MNIST-5k ({len(data[0]):,} train), small_cnn, L∞ ε = {eps}, "
+                            "equal training budget")
+    report(summary, out)
+    return summary
+
+
+def demo_data(settings: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST-5k with its first settings["n_train"] training images (x_train, y_train,
+    x_test, y_test)."""
+    from ..data import load_mnist_5k
+
+    x_train, y_train, x_test, y_test = load_mnist_5k()
+    n = settings["n_train"]
+    return x_train[:n], y_train[:n], x_test, y_test
