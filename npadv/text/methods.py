@@ -159,6 +159,7 @@ class FGM(Method):
     """
 
     name, task, title, paper = "fgm", "text", "FGM", "Miyato, Dai, Goodfellow, ICLR 2017"
+    norm = "l2"
     summary = "one pass for ∇_e L, then a pass at e + ε·g/‖g‖₂, both losses summed; 2 passes"
 
     def __init__(self, eps: float = TEXT_EPS):
@@ -190,6 +191,7 @@ class TextPGD(StepFollowsEps, Method):
     """
 
     name, task, title = "pgd", "text", "PGD-AT on embeddings"
+    norm = "l2"
     paper = "Madry, Makelov, Schmidt, Tsipras, Vladu, ICLR 2018"
     summary = "train on the point of a K-step L2 PGD on the embeddings; K + 1 passes"
     flags = {"alpha": "L2 attack step α at the target ε", "steps": "ascent steps K",

@@ -154,6 +154,10 @@ class FreeLB(Method):
         self.K, self.alpha, self.sigma, self.max_norm = K, alpha, sigma, max_norm
         self.lo, self.hi = lo, hi
 
+    def threat_model(self) -> dict | None:
+        """The L2 ball of radius max_norm (None when unbounded, max_norm = 0)."""
+        return {"norm": "l2", "eps": float(self.max_norm)} if self.max_norm > 0 else None
+
     def step(self, model, optimizer, x: np.ndarray, y: np.ndarray,
              rng: np.random.Generator) -> float:
         """One minibatch. x: (B, ...) float in [lo, hi]; y: (B,) int. Returns the mean loss."""

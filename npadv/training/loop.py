@@ -22,6 +22,7 @@ anything is saved, so a diverged model never replaces a good checkpoint.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -138,21 +139,33 @@ def check_training_data(x: np.ndarray, y: np.ndarray, num_classes: int = 10) -> 
     return check_labels(y, num_classes, len(y))
 
 
+def fingerprint(x: np.ndarray, y: np.ndarray) -> str:
+    """SHA-256 of a training split: the shapes, dtypes and bytes of x and y."""
+    digest = hashlib.sha256()
+    for a in (np.ascontiguousarray(x), np.ascontiguousarray(y)):
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
 class ImageData:
     """Images as the loop sees them: minibatches (x, y), and accuracies on the test set.
 
     data: (x_train, y_train, x_test, y_test); inputs in [lo, hi], labels in 0..C−1.
+    name: the data set's name (e.g. "mnist-5k"), recorded in checkpoints with a fingerprint
+    of the training split, so that a resume refuses other data and `npadv eval` finds it.
     """
 
     task = "image"
 
     def __init__(self, data, num_classes: int = 10, lo: float | None = 0.0,
-                 hi: float | None = 1.0):
+                 hi: float | None = 1.0, name: str | None = None):
         x_train, y_train, x_test, y_test = data
         self.train_set = (x_train, check_training_data(x_train, y_train, num_classes))
         self.test_set = (x_test, np.asarray(y_test))
         self.lo, self.hi = lo, hi
-        self.settings: dict = {}
+        self.settings = {"dataset": name, "train_sha256": fingerprint(*self.train_set),
+                         "n_train": len(x_train), "input_range": [lo, hi]}
 
     def batches(self, batch_size: int, seed: int) -> Batches:
         return Batches(*self.train_set, batch_size, seed=seed)
@@ -201,21 +214,29 @@ class Run:
                          "config": asdict(self.config)}
         if self.data.settings:
             self.settings["data"] = self.data.settings
+        self.settings["threat_model"] = self.method.threat_model()
+        self.settings["npadv_version"] = _version()
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
 
 
 def train(model, method: Method, data, config: TrainConfig, log_path=None,
           checkpoint_path=None, resume: bool = False, progress: bool = True,
           model_name: str = "model", num_classes: int = 10, lo: float | None = 0.0,
-          hi: float | None = 1.0) -> list[dict]:
+          hi: float | None = 1.0, data_name: str | None = None) -> list[dict]:
     """Train `model` with `method` on `data`: a task object (ImageData, TextTask) or
-    (x_train, y_train, x_test, y_test) images in [lo, hi] with labels in 0..num_classes−1.
+    (x_train, y_train, x_test, y_test) images in [lo, hi] with labels in 0..num_classes−1
+    (data_name: the data set's name, recorded in the checkpoint).
 
     After every epoch, writes a checkpoint to `checkpoint_path`, then one JSON line to
     `log_path`. With resume=True, continues from the checkpoint, which must exist and
     match these settings (see the module docstring). Returns the per-epoch records.
     """
     if not hasattr(data, "batches"):
-        data = ImageData(data, num_classes, lo, hi)
+        data = ImageData(data, num_classes, lo, hi, data_name)
     run = Run(model, method, config, data, model_name, _path(log_path),
               _path(checkpoint_path), progress)
     history = resume_run(run) if resume else []
@@ -270,6 +291,8 @@ def _check_same_settings(run: Run, meta: dict, path: Path) -> None:
             diffs.append(f"{group} {stored[group]!r} → {run.settings[group]!r}")
     for group in ("method_settings", "config", "data"):
         old, new = stored[group], run.settings.get(group, {})
+        if group == "data" and not old:
+            continue                    # a checkpoint from before data were recorded
         for key in sorted(set(old) | set(new)):
             if old.get(key) == new.get(key) or (key == "epochs" and _may_extend(run, old)):
                 continue

@@ -41,6 +41,7 @@ class Method:
     derived: dict[str, str] = {}
 
     eps: float | None = None
+    norm: str = "linf"            # the norm of the ball eps is the radius of
     epoch_divisor: int = 1
 
     def step(self, model, optimizer, x: np.ndarray, y: np.ndarray,
@@ -52,6 +53,11 @@ class Method:
                      epoch: int) -> str | None:
         """Called after each epoch; a non-empty string stops training and says why."""
         return None
+
+    def threat_model(self) -> dict | None:
+        """{"norm", "eps"}: the ball it trains against, at its (target) ε; None if it has
+        none (natural training). Recorded in checkpoints; `npadv eval` defaults to it."""
+        return None if self.eps is None else {"norm": self.norm, "eps": float(self.eps)}
 
     def settings(self) -> dict:
         """The method's scalar attributes (its settings, as long as no step has run)."""
