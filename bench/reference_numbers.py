@@ -21,7 +21,11 @@ import numpy as np
 import npadv
 from npadv import attacks, optim
 from npadv import functional as F
-from npadv.methods import build_method, names
+from npadv.methods import accepted, build_method, method_class, names
+
+
+def _at_eps(name: str, eps: float) -> dict:
+    return {"eps": eps} if "eps" in accepted(method_class(name)) else {}
 
 
 def _images(n: int = 8, seed: int = 0):
@@ -79,7 +83,7 @@ def image_updates(out: dict) -> None:
     for name, flags in IMAGE_METHODS.items():
         for arch in ("mlp", "small_cnn"):
             model = npadv.build_model(arch, seed=4, dtype=np.float64)
-            method = build_method(name, eps=0.1, **flags)
+            method = build_method(name, **_at_eps(name, 0.1), **flags)
             opt = optim.SGD(model.parameters(), 0.05, momentum=0.9, weight_decay=5e-4)
             for i in range(2):
                 rng = np.random.default_rng([0, 0, i])

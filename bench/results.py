@@ -19,7 +19,7 @@ from pathlib import Path
 
 from npadv.attacks.pgd import pgd
 from npadv.data import load_mnist_5k
-from npadv.methods import build_method
+from npadv.methods import accepted, build_method, method_class
 from npadv.models import small_cnn
 from npadv.training.loop import TrainConfig, accuracy, train
 
@@ -50,7 +50,9 @@ def main() -> None:
     for key in args.methods:
         name, flags, epochs = PLAN[key]
         model = small_cnn(seed=args.seed)
-        method = build_method(name, eps=args.eps, **flags)
+        if "eps" in accepted(method_class(name)):
+            flags = {**flags, "eps": args.eps}
+        method = build_method(name, **flags)
         config = TrainConfig(epochs=epochs, seed=args.seed, eval_eps=args.eps, eval_size=500)
         t0 = time.perf_counter()
         history = train(model, method, data, config, progress=False,

@@ -11,9 +11,7 @@ work starts: bad input gives one line on stderr and exit code 2, never a traceba
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -50,25 +48,37 @@ nonneg_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 positive = _number(float, lambda v: v > 0, "> 0")
 nonneg = _number(float, lambda v: v >= 0, ">= 0")
 unit = _number(float, lambda v: 0 <= v < 1, "in [0, 1)")
-any_int = _number(int, lambda v: True, "an integer")
+seed_int = _number(int, lambda v: 0 <= v < 2**63, "an integer >= 0 (a seed)")
 
 
 def _check_out_dir(path: str | None, flag: str) -> None:
-    if path is not None and Path(path).exists() and not Path(path).is_dir():
-        raise UsageError(f"{flag} {path} is a file; it must be a folder")
+    """Refuse, before any work, a folder we could not write into (see npadv.files)."""
+    from .files import OutputPathError, check_output_dir
+
+    if path is not None:
+        try:
+            check_output_dir(path, flag)
+        except OutputPathError as e:
+            raise UsageError(str(e)) from None
 
 
-def _check_out_file(path: str | None, flag: str) -> None:
-    if path is None:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"{flag} {path} is a folder; it must be a file name")
-    parent = p.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UsageError(f"{flag} {path}: cannot write in {parent}")
+def _check_out_file(path: str | None, flag: str, inputs=()) -> None:
+    """Refuse, before any work, a file we could not write, or one that is an input of the
+    same command (the checkpoint, its log)."""
+    from .files import OutputPathError, check_output_path
+
+    if path is not None:
+        try:
+            check_output_path(path, flag, inputs=inputs)
+        except OutputPathError as e:
+            raise UsageError(str(e)) from None
+
+
+def _write_json(path, record: dict) -> None:
+    """Strict JSON (a value that is not finite is written as null), written atomically."""
+    from .files import atomic_write, strict_json
+
+    atomic_write(path, strict_json(record, indent=2) + "\n")
 
 
 # ---- train ------------------------------------------------------------------------------
@@ -129,7 +139,7 @@ def _train_parser(sub) -> None:
                    choices=["constant", "multistep", "cosine", "cyclic"],
                    help=f"default {image.schedule} (image), {text.schedule} (text); only "
                         "constant lets --resume add epochs")
-    p.add_argument("--seed", type=any_int, default=None, help="default 0")
+    p.add_argument("--seed", type=seed_int, default=None, help="default 0")
     p.add_argument("--eval-eps", type=nonneg, default=None,
                    help="ε of the PGD check (default: the training ε; 0 = none); image: "
                         "after every epoch, text: after the last")
@@ -164,7 +174,7 @@ LOOP_FLAGS = ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_dec
 def cmd_train(args) -> int:
     """`npadv train`: one method on one task in the shared loop, a run folder with its
     checkpoint and log."""
-    from .methods import build_method, names
+    from .methods import build_method, method_class, names
     from .training.loop import train
 
     _check_out_dir(args.out, "--out")
@@ -178,18 +188,34 @@ def cmd_train(args) -> int:
     stray = [k for k in wrong if getattr(args, k) is not None]
     if stray:
         raise UsageError(f"{_flag(stray[0])} does not apply to --task {task}")
-    if task == "image" and args.eps is not None and args.eps > 1:
-        raise UsageError(f"--eps {args.eps} is larger than the input range [0, 1]")
+    for flag in ("eps", "eval_eps"):
+        value = getattr(args, flag)
+        if task == "image" and value is not None and value > 1:
+            raise UsageError(f"{_flag(flag)} {value} is larger than the input range [0, 1]")
     flags = _given(args, ["eps", *METHOD_FLAGS])
     if args.no_guard:
+        if "guard" not in method_class(args.method, task).flags:
+            raise UsageError(f"--no-guard does not apply to --method {args.method}: it has no "
+                             "overfitting guard")
         flags["guard"] = False
     try:
         method = build_method(args.method, task=task, **flags)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    data, model, model_name, config = (_text_run if task == "text" else _image_run)(args, method)
-    out = Path(args.out or (f"runs/text-{args.method}-{model_name}" if task == "text"
-                            else f"runs/{args.method}-{model_name}"))
+    if args.eps_ramp is not None and method.eps is None:
+        raise UsageError(f"--eps-ramp does not apply to --method {args.method}: it has no ε "
+                         "to ramp")
+    try:
+        data, model, model_name, config = (_text_run if task == "text" else _image_run)(
+            args, method)
+    except ValueError as e:            # a loop setting out of range, or data that is not
+        raise UsageError(str(e)) from None   # what its loader expects
+    out = Path(args.out if args.out is not None else
+               f"runs/text-{args.method}-{model_name}" if task == "text"
+               else f"runs/{args.method}-{model_name}")
+    _check_out_dir(str(out), "--out")
+    for name in ("checkpoint.npz", "log.jsonl"):
+        _check_out_file(str(out / name), "--out")
     ckpt, log = out / "checkpoint.npz", out / "log.jsonl"
     if args.resume and not ckpt.exists():
         raise UsageError(f"--resume: no checkpoint at {ckpt}")
@@ -227,16 +253,17 @@ def _blas_for(task: str):
 def _image_run(args, method):
     from .data import load_dataset
     from .models import build_model
-    from .training.loop import TrainConfig
+    from .training.loop import ImageData, TrainConfig
 
-    model_name = args.model or "small-cnn"
+    model_name = "small-cnn" if args.model is None else args.model
     try:
         model = build_model(model_name, seed=args.seed or 0)
     except ValueError as e:
-        raise UsageError(f"--model: {e}") from None
+        raise UsageError(f"--model {model_name!r}: {e}") from None
     eval_eps = args.eval_eps if args.eval_eps is not None else (method.eps or 0.0)
     config = TrainConfig(**_given(args, LOOP_FLAGS), eval_eps=eval_eps)
-    return load_dataset(args.dataset or "mnist-5k"), model, model_name, config
+    name = args.dataset or "mnist-5k"
+    return ImageData(load_dataset(name), name=name), model, model_name, config
 
 
 def _text_run(args, method):
@@ -245,16 +272,17 @@ def _text_run(args, method):
     from .text.train import TextTrainConfig, build_text_model
     from .text.tsv import TextFormatError
 
-    model_name = args.model or "cnn"
+    model_name = "cnn" if args.model is None else args.model
     if model_name != "cnn":
         raise UsageError(f"--model {model_name}: --task text trains the cnn (TextCNN)")
     try:
         task = read_text_task(*args.data) if args.data else make_text_task(**DEFAULT_TASK)
     except (TextFormatError, ValueError) as e:
-        raise UsageError(f"--data: {e}") from None
+        raise UsageError(f"--data {' '.join(args.data or [])}: {e}") from None
     model = build_text_model("cnn", len(task.vocab), seed=args.seed or 0,
                              num_classes=task.num_classes)
-    eps = method.eps if method.eps is not None else (args.eps or TEXT_EPS)
+    eps = method.eps if method.eps is not None else (
+        args.eps if args.eps is not None else TEXT_EPS)
     eval_eps = args.eval_eps if args.eval_eps is not None else eps
     config = TextTrainConfig(**_given(args, LOOP_FLAGS), eval_eps=eval_eps)
     return task, model, model_name, config
@@ -312,21 +340,25 @@ def _eval_parser(sub) -> None:
     losses = sorted({loss for s in attacks.values() if s.takes("loss") for loss in s.losses})
     p = sub.add_parser("eval", help="clean and robust accuracy of a checkpoint")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--dataset", default="mnist-5k", choices=DATASETS)
-    p.add_argument("--attack", nargs="+", default=["standard"],
+    p.add_argument("--dataset", default=None, choices=DATASETS,
+                   help="default: the checkpoint's (mnist-5k for one that does not say)")
+    p.add_argument("--attack", nargs="+", default=None,
                    choices=SUITE_NAMES + list(attacks) + ["none"],
                    help="a suite (standard: APGD-CE, APGD-T with DLR, Square, each on what the "
                         "earlier left unbroken; quick: the same, smaller), or attacks whose "
-                        "per-example worst case is reported; none: clean accuracy only")
+                        "per-example worst case is reported; none: clean accuracy only. "
+                        "Default: standard, or apgd apgd-t for an L2 threat model")
     p.add_argument("--loss", default=None, choices=losses, help=helps["loss"])
     p.add_argument("--targeted", action="store_true", help=helps["targeted"])
-    p.add_argument("--norm", default="linf", choices=list(NORMS))
-    p.add_argument("--eps", type=nonneg, nargs="+", default=[0.1],
-                   help="one ε, or several for robust accuracy against ε")
+    p.add_argument("--norm", default=None, choices=list(NORMS),
+                   help="default: the norm the checkpoint's method trained against (linf)")
+    p.add_argument("--eps", type=nonneg, nargs="+", default=None,
+                   help="one ε, or several for robust accuracy against ε; default: the ε "
+                        f"the checkpoint's method trained at ({DEFAULT_EVAL_EPS:g} if none)")
     p.add_argument("--steps", type=nonneg_int, default=None, help=helps["steps"])
-    p.add_argument("--restarts", type=positive_int, default=1, help=helps["restarts"])
+    p.add_argument("--restarts", type=positive_int, default=None, help=helps["restarts"])
     p.add_argument("--queries", type=positive_int, default=None, help=helps["queries"])
-    p.add_argument("--seed", type=any_int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--n", type=positive_int, default=None,
                    help="evaluate the first N test examples")
     p.add_argument("--batch-size", type=positive_int, default=256)
@@ -349,13 +381,24 @@ def _eval_attacks(args, eps: float) -> tuple[list, bool]:
     if suites:
         if len(names) > 1:
             raise UsageError(f"--attack {suites[0]} is a suite; give it alone")
-        if args.norm != "linf":
+        if args.norm not in (None, "linf"):      # (None: not known yet, see cmd_eval)
             raise UsageError(f"--attack {suites[0]} is an L∞ suite; use --norm linf")
         if args.loss or args.targeted:
             raise UsageError(f"--loss and --targeted go with single attacks, not the "
                              f"{suites[0]} suite")
+        fixed = [k for k in ("steps", "restarts", "queries") if getattr(args, k) is not None]
+        if fixed:
+            raise UsageError(f"{_flag(fixed[0])} does not apply to the {suites[0]} suite, whose "
+                             "budgets are fixed; give single attacks to set it")
         return suite(suites[0], eps, seed=args.seed), True
     single = _single_attacks()
+    takes = {"steps": lambda s: s.cli_steps is not None, "restarts": lambda s: s.cli_restarts,
+             "queries": lambda s: s.cli_queries, "loss": lambda s: s.takes("loss")}
+    for flag, test in takes.items():
+        if getattr(args, flag) is not None and not any(test(single[n]) for n in names):
+            takers = [s.name for s in single.values() if test(s)]
+            raise UsageError(f"{_flag(flag)} does not apply to --attack {' '.join(names)}; "
+                             f"it goes with {_and(takers)}")
     if args.targeted and not any(single[name].cli_targeted for name in names):
         raise UsageError("--targeted applies to " + " or ".join(
             f"--attack {s.name} ({ATTACKS[s.cli_targeted].title})"
@@ -369,7 +412,7 @@ def _eval_attacks(args, eps: float) -> tuple[list, bool]:
         if spec.takes("norm"):
             options["norm"] = args.norm
         if spec.cli_restarts:
-            options["restarts"] = args.restarts
+            options["restarts"] = args.restarts or 1
         if spec.takes("rng"):
             options["rng"] = args.seed
         if spec.cli_steps is not None:
@@ -383,7 +426,7 @@ def _eval_attacks(args, eps: float) -> tuple[list, bool]:
                 raise UsageError(f"--loss {args.loss} goes with {_and(takers)}; {name} takes "
                                  f"--loss {' or '.join(spec.losses)}")
             options["loss"] = args.loss
-        if args.norm not in spec.norms:
+        if args.norm is not None and args.norm not in spec.norms:
             if len(spec.norms) == 1:
                 raise UsageError(f"--attack {name} is an {NORM_TITLES[spec.norms[0]]} attack; "
                                  f"use --norm {spec.norms[0]}")
@@ -428,19 +471,88 @@ def _duration(seconds: float) -> str:
     return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
+DEFAULT_EVAL_EPS = 0.1     # ε of `npadv eval` for a checkpoint that records no threat model
+
+
+def _eval_defaults(args, meta: dict) -> list[str]:
+    """Fill --dataset, --norm, --eps and --attack from the checkpoint where not given.
+    Returns what to say: what was taken, and a warning line for each given value that
+    differs from the checkpoint's (said once the flags have been checked)."""
+    data = meta.get("data") or {}
+    threat = meta.get("threat_model") or {}
+    said, lines = [], []
+    if args.dataset is None:
+        args.dataset = data.get("dataset") or "mnist-5k"
+        said.append(f"dataset {args.dataset}")
+    elif data.get("dataset") and data["dataset"] != args.dataset:
+        lines.append(f"warning: the checkpoint was trained on {data['dataset']}; evaluating "
+                     f"on {args.dataset} as asked")
+    if args.norm is None:
+        args.norm = threat.get("norm", "linf")
+        said.append(f"norm {args.norm}")
+    if args.eps is None:
+        args.eps = [threat["eps"] if threat.get("norm") == args.norm else DEFAULT_EVAL_EPS]
+        said.append(f"ε = {args.eps[0]:g}")
+    elif threat and (threat["norm"] != args.norm or any(e != threat["eps"] for e in args.eps)):
+        lines.append(f"warning: the model was trained against {threat['norm']} ε = "
+                     f"{threat['eps']:g}; evaluating at {args.norm} ε = "
+                     f"{', '.join(f'{e:g}' for e in args.eps)}")
+    if args.attack is None:
+        args.attack = ["standard"] if args.norm == "linf" else ["apgd", "apgd-t"]
+    if said:
+        source = "the checkpoint" if data or threat else "the defaults"
+        lines.insert(0, f"from {source}: {', '.join(said)}")
+    return lines
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _check_fingerprint(meta: dict, dataset: str, x_train, y_train) -> None:
+    from .training.loop import fingerprint
+
+    data = meta.get("data") or {}
+    if data.get("dataset") == dataset and data.get("train_sha256") and \
+            fingerprint(x_train, y_train) != data["train_sha256"]:
+        _warn(f"this {dataset} training split differs from the one the checkpoint was trained "
+              "on (other files?)")
+
+
+def _eval_plans(args, dims: int | None) -> list[tuple]:
+    """(ε, attacks, cascade) for every --eps; refuses a radius larger than the input box
+    [0, 1]^dims allows (its diameter in the norm: 1, √dims, dims)."""
+    for eps in args.eps:
+        widest = {"linf": 1.0, "l2": math.sqrt(dims or 0), "l1": float(dims or 0)}[args.norm]
+        if eps > 1 and args.norm == "linf":
+            raise UsageError(f"--eps {eps} is larger than the input range [0, 1]")
+        if dims and eps > widest:
+            raise UsageError(f"--eps {eps} is larger than the input box [0, 1]^{dims} in "
+                             f"{args.norm} ({widest:g})")
+    return [(eps, *_eval_attacks(args, eps)) for eps in args.eps]
+
+
 def cmd_eval(args) -> int:
     from .attacks.checks import GradientMaskingWarning
     from .attacks.evaluate import evaluate
     from .checkpoint import load_model
     from .data import load_dataset
 
-    _check_out_file(args.json, "--json")
-    for eps in args.eps:
-        if args.norm == "linf" and eps > 1:
-            raise UsageError(f"--eps {eps} is larger than the input range [0, 1]")
-    plans = [(eps, *_eval_attacks(args, eps)) for eps in args.eps]
-    model, meta = load_model(args.checkpoint)
-    _, _, x, y = load_dataset(args.dataset)
+    checkpoint = Path(args.checkpoint)
+    _check_out_file(args.json, "--json", inputs=[checkpoint, checkpoint.parent / "log.jsonl"])
+    if args.attack is not None:                 # the flags alone, before any work
+        for eps in args.eps or [DEFAULT_EVAL_EPS]:
+            _eval_attacks(args, eps)
+        if args.norm is not None and args.eps is not None:
+            _eval_plans(args, None)
+    model, meta = load_model(checkpoint)
+    lines = _eval_defaults(args, meta)
+    x_train, y_train, x, y = load_dataset(args.dataset)
+    plans = _eval_plans(args, x[0].size)
+    print(_trained_on(meta))
+    for line in lines:
+        print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
+    _check_fingerprint(meta, args.dataset, x_train, y_train)
     if args.n is not None:
         x, y = x[:args.n], y[:args.n]
     print(f"checkpoint {args.checkpoint} ({meta['model']}, {meta.get('method', '?')}), "
@@ -472,11 +584,10 @@ def cmd_eval(args) -> int:
                                     for label, acc in report.attack_accuracy.items()],
                         "warnings": report.warnings})
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(
-            {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "n": len(x),
-             "norm": args.norm, "clean_accuracy": report.clean_accuracy, "results": results},
-            indent=2))
+        _write_json(args.json, {"checkpoint": str(args.checkpoint), "dataset": args.dataset,
+                                "n": len(x), "norm": args.norm,
+                                "clean_accuracy": report.clean_accuracy, "results": results})
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -493,19 +604,39 @@ def _export_parser(sub) -> None:
 def cmd_export(args) -> int:
     import importlib.util
 
+    from .checkpoint import load_checkpoint
     from .export import TORCH_SUFFIXES, export_checkpoint
 
-    _check_out_file(args.torch, "--torch")
+    checkpoint = Path(args.checkpoint)
     suffix = Path(args.torch).suffix
     if suffix == ".py":
         raise UsageError(f"--torch {args.torch}: give the weights file (.npz, .pt); the "
                          "definition is written beside it as .py")
+    inputs = [checkpoint, checkpoint.parent / "log.jsonl"]
+    _check_out_file(args.torch, "--torch", inputs=inputs)
+    _check_out_file(str(Path(args.torch).with_suffix(".py")), "--torch (its .py)", inputs=inputs)
     if suffix in TORCH_SUFFIXES and importlib.util.find_spec("torch") is None:
         raise UsageError(f"--torch {args.torch}: a {suffix} file needs PyTorch; an .npz "
                          "needs nothing")
-    written = export_checkpoint(args.checkpoint, args.torch)
+    _, meta = load_checkpoint(checkpoint, required=("model",))
+    print(_trained_on(meta))
+    written = export_checkpoint(checkpoint, args.torch)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def _trained_on(meta: dict) -> str:
+    """One line: what the checkpoint holds and what it was trained on, as it records."""
+    data, threat = meta.get("data") or {}, meta.get("threat_model")
+    line = f"{meta.get('model', '?')} trained by {meta.get('method', '?')}"
+    if data.get("dataset"):
+        line += f" on {data['dataset']} ({data.get('n_train', '?')} training examples"
+        line += f", inputs in {data['input_range']})" if "input_range" in data else ")"
+    if threat:
+        line += f", threat model {threat['norm']} ε = {threat['eps']:g}"
+    if meta.get("npadv_version"):
+        line += f", npadv {meta['npadv_version']}"
+    return line
 
 
 # ---- demo -------------------------------------------------------------------------------
@@ -520,30 +651,37 @@ def _demo_parser(sub) -> None:
     p.add_argument("--quick", action="store_true",
                    help="three methods, 2,000 training and 100 test images, a 2 s budget "
                         "(about 30 s on 2 cores)")
-    p.add_argument("--eps", type=nonneg, default=0.1)
+    p.add_argument("--eps", type=nonneg, default=None, help="image: L∞ ε (default 0.1)")
     p.add_argument("--methods", nargs="+", default=None, choices=names("image"),
-                   help="subset of methods to run")
-    p.add_argument("--seed", type=any_int, default=0)
-    p.add_argument("--out", default="runs/demo",
-                   help="folder for comparison.json, comparison.png and the logs")
+                   help="image: subset of methods to run")
+    p.add_argument("--seed", type=seed_int, default=None, help="image: default 0")
+    p.add_argument("--out", default=None,
+                   help="folder for the results (default runs/demo, text: runs/text_demo)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args) -> int:
-    _check_out_dir(args.out, "--out")
     if args.task == "text":
         from .text import run_text_demo
 
-        run_text_demo(quick=args.quick, seeds=3, out=args.out,
-                      progress=not args.no_progress)
+        given = [k for k in ("eps", "methods", "seed") if getattr(args, k) is not None]
+        if given:
+            raise UsageError(f"{_flag(given[0])} does not apply to --task text (the text demo "
+                             "runs its four methods at the text ε over seeds 0, 1, 2)")
+        out = "runs/text_demo" if args.out is None else args.out
+        _check_out_dir(out, "--out")
+        run_text_demo(quick=args.quick, seeds=3, out=out, progress=not args.no_progress)
         return 0
     from .experiments import mnist_demo
 
-    if not 0 < args.eps <= 1:
-        raise UsageError(f"--eps {args.eps} must be in (0, 1], the input range")
-    mnist_demo(quick=args.quick, eps=args.eps, methods=args.methods, seed=args.seed,
-               out=args.out, progress=not args.no_progress)
+    eps = 0.1 if args.eps is None else args.eps
+    if not 0 < eps <= 1:
+        raise UsageError(f"--eps {eps} must be in (0, 1], the input range")
+    out = "runs/demo" if args.out is None else args.out
+    _check_out_dir(out, "--out")
+    mnist_demo(quick=args.quick, eps=eps, methods=args.methods, seed=args.seed or 0, out=out,
+               progress=not args.no_progress)
     return 0
 
 
@@ -561,17 +699,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one command. Bad input (flags, files, checkpoints, data) ends in one line on
+    stderr and exit code 2; a run that fails (divergence, a download, a write the system
+    refuses, e.g. a full disk) in one line and exit code 1. Neither prints a traceback,
+    and a failed write leaves any earlier file intact (npadv.files)."""
     from .attacks.gradients import NonFiniteGradient
     from .data.download import DownloadError
+    from .data.idx import IdxFormatError
+    from .text.tsv import TextFormatError
     from .training.loop import ResumeError, TrainingDiverged
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, CheckpointError, ResumeError, FileNotFoundError) as e:
+    except (UsageError, CheckpointError, ResumeError, FileNotFoundError, IdxFormatError,
+            TextFormatError) as e:
         print(f"npadv {args.command}: {e}", file=sys.stderr)
         return 2
-    except (TrainingDiverged, NonFiniteGradient, DownloadError) as e:
+    except (TrainingDiverged, NonFiniteGradient, DownloadError, OSError) as e:
         print(f"npadv {args.command}: {e}", file=sys.stderr)
         return 1
 

@@ -17,6 +17,10 @@ beside them as a small Python file with build() and load():
 A path ending in .pt or .pth writes a real torch state_dict (torch.save) instead of the
 .npz; that one needs torch to be importable at export time.
 
+The two files are written together (npadv.files.atomic_outputs): both to temporary files
+first, then both renamed into place, so a failed export (a full disk) leaves the earlier
+pair as it was, never a new weights file beside an old definition.
+
 Layer map (npadv -> torch): Linear -> Linear (preceded by Flatten when it flattens its
 input itself), Conv2d -> Conv2d, MaxPool2d -> MaxPool2d, ReLU -> ReLU, Flatten -> Flatten,
 Dropout -> Dropout. Both compute the same functions: cross-correlation convolutions with
@@ -29,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import nn
+from .files import atomic_outputs, check_output_path
 
 TORCH_SUFFIXES = (".pt", ".pth")
 
@@ -132,6 +137,8 @@ def export_torch(model: nn.Sequential, model_name: str, out_path) -> tuple[Path,
 
     out_path: .npz (NumPy, no torch needed) or .pt/.pth (torch.save; needs torch). The
     definition goes to out_path with the suffix .py. Returns (weights path, definition path).
+    Both files are replaced together or neither is; a failed write raises
+    npadv.files.WriteError (an OSError naming the file).
     """
     out_path = Path(out_path)
     if out_path.suffix == ".py":
@@ -139,24 +146,34 @@ def export_torch(model: nn.Sequential, model_name: str, out_path) -> tuple[Path,
                          "is written beside it as .py")
     state = torch_state_dict(model)
     definition = out_path.with_suffix(".py")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    source = torch_definition(model, model_name, out_path.name)
+    torch = None
     if out_path.suffix in TORCH_SUFFIXES:
         try:
             import torch
         except ImportError as e:
             raise RuntimeError(f"writing {out_path} needs PyTorch; write an .npz instead "
                                "(no torch needed)") from e
-        torch.save({k: torch.from_numpy(v.copy()) for k, v in state.items()}, out_path)
-    else:
-        with open(out_path, "wb") as f:           # a file object: np.savez adds no suffix
-            np.savez(f, **state)
-    definition.write_text(torch_definition(model, model_name, out_path.name))
+    with atomic_outputs(out_path, definition) as (weights_tmp, definition_tmp):
+        if torch is not None:
+            torch.save({k: torch.from_numpy(v.copy()) for k, v in state.items()}, weights_tmp)
+        else:
+            with open(weights_tmp, "wb") as f:    # a file object: np.savez adds no suffix
+                np.savez(f, **state)
+        with open(definition_tmp, "w", encoding="utf-8") as f:
+            f.write(source)
     return out_path, definition
 
 
 def export_checkpoint(checkpoint, out_path) -> tuple[Path, Path]:
-    """export_torch for the model stored in an npadv checkpoint (see checkpoint.load_model)."""
+    """export_torch for the model stored in an npadv checkpoint (see checkpoint.load_model).
+
+    Refuses (npadv.files.OutputPathError, a ValueError) to write over the checkpoint itself.
+    """
     from .checkpoint import load_model
 
+    out_path = Path(out_path)
+    for path in (out_path, out_path.with_suffix(".py")):
+        check_output_path(path, "export", inputs=[checkpoint])
     model, meta = load_model(checkpoint)
     return export_torch(model, meta["model"], out_path)

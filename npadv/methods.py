@@ -12,10 +12,10 @@ README's method table (a test checks that the README matches `method_table()`).
 
 Adding a method: one new file with its Method subclass, and its class in REGISTERED below.
 
-Flags go by keyword. eps, lo and hi are common: every method accepts them and a method
-that has no such setting ignores them (natural, and image FreeLB whose radius is
-adv_max_norm). Any other flag that the method does not declare is a ValueError. A flag
-given as None takes the default.
+Flags go by keyword: the method's declared flags, and eps, lo and hi where its constructor
+has them (natural training has none; image FreeLB's radius is adv_max_norm, so it has no
+eps; text methods have no box). Any other flag is a ValueError naming it, so that no
+setting is silently ignored. A flag given as None takes the default.
 """
 from __future__ import annotations
 
@@ -75,24 +75,27 @@ def defaults(cls: type[Method]) -> dict[str, object]:
     return out
 
 
+def accepted(cls: type[Method]) -> list[str]:
+    """The flags build_method accepts for `cls`: eps, lo, hi where it has them, then its own."""
+    return [k for k in COMMON if k in _signature(cls)] + list(cls.flags)
+
+
 def build_method(name: str, task: str = "image", **flags) -> Method:
     """A training method by name with its declared defaults; flags that are None take them.
 
-    Raises ValueError for an unknown name, or for a flag the method does not declare
-    (e.g. replays for pgd); eps, lo and hi are accepted by every method.
+    Raises ValueError for an unknown name, or for a flag the method does not take (e.g.
+    replays for pgd, eps for natural).
     """
     cls = method_class(name, task)
     given = {k: v for k, v in flags.items() if v is not None}
-    stray = sorted(k for k in given if k not in cls.flags and k not in COMMON)
+    stray = sorted(k for k in given if k not in accepted(cls))
     if stray:
         def flag(k):
             return "--" + k.replace("_", "-")
-        own = ", ".join(map(flag, cls.flags)) or "none of its own"
+        own = ", ".join(map(flag, accepted(cls))) or "none"
         raise ValueError(f"method {cls.name!r} does not use {', '.join(map(flag, stray))}; "
-                         f"its flags are {own} (and {', '.join(map(flag, COMMON))})")
-    sig = _signature(cls)
-    kwargs = {cls.params.get(k, k): v for k, v in given.items()}
-    return cls(**{k: v for k, v in kwargs.items() if k in sig})
+                         f"its flags are {own}")
+    return cls(**{cls.params.get(k, k): v for k, v in given.items()})
 
 
 def flag_help(flag: str) -> str:

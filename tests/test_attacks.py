@@ -532,3 +532,112 @@ def test_checks_on_synthetic_numbers():
     assert check_more_effort([(p, 0.3), (p40, 0.2), (p40r, 0.2)]) == []
     other_loss = Attack("pgd", 0.1, steps=40, loss="cw")       # not comparable
     assert check_more_effort([(p, 0.2), (other_loss, 0.3)]) == []
+
+
+# ---- empty batches, malformed models, radii and counts out of range ------------------------
+EVERY_ATTACK = {
+    "fgsm": lambda m, x, y, eps: fgsm(m, x, y, eps),
+    "fgm": lambda m, x, y, eps: fgm(m, x, y, eps),
+    "pgd-linf": lambda m, x, y, eps: pgd(m, x, y, eps, steps=2, rng=0),
+    "pgd-l2": lambda m, x, y, eps: pgd(m, x, y, eps, steps=2, norm="l2", rng=0),
+    "pgd-l1": lambda m, x, y, eps: pgd(m, x, y, eps, steps=2, norm="l1", rng=0),
+    "apgd": lambda m, x, y, eps: apgd(m, x, y, eps, steps=2, rng=0),
+    "apgd-t": lambda m, x, y, eps: apgd_targeted(m, x, y, eps, steps=2, n_targets=2, rng=0),
+    "square": lambda m, x, y, eps: square(m, x, y, eps, n_queries=3, rng=0),
+    "evaluate": lambda m, x, y, eps: evaluate(m, x, y, [Attack("fgsm", eps=eps)],
+                                              progress=False, checks=False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EVERY_ATTACK))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_an_empty_batch_gives_an_empty_result(name, dtype):
+    """An attack has nothing to do on no examples; an accuracy over none is undefined."""
+    x, y = np.zeros((0, *SHAPE), dtype), np.zeros(0, np.int64)
+    if name == "evaluate":
+        with pytest.raises(ValueError, match="at least one example"):
+            EVERY_ATTACK[name](tiny_net(dtype), x, y, 0.1)
+        return
+    out = EVERY_ATTACK[name](tiny_net(dtype), x, y, 0.1)
+    assert out.shape == x.shape and out.dtype == x.dtype
+
+
+class FlatLogits(nn.Module):
+    """A model that returns one number per example, (N,), instead of logits (N, C)."""
+
+    def forward(self, x):
+        return NET(x)[:, 0]
+
+
+@pytest.mark.parametrize("name", sorted(EVERY_ATTACK))
+def test_a_model_without_class_logits_is_one_value_error(name):
+    x = np.full((3, *SHAPE), 0.5)
+    with pytest.raises(ValueError, match=r"logits of shape \(N, C\).*returned shape \(1,\)"):
+        EVERY_ATTACK[name](FlatLogits(), x, labels_for(x), 0.1)
+
+
+def test_predict_and_input_gradient_check_the_logits_shape():
+    from npadv.attacks import input_gradient, predict
+
+    x = np.full((3, *SHAPE), 0.5)
+    for call in (lambda: predict(FlatLogits(), x),
+                 lambda: input_gradient(FlatLogits(), x, labels_for(x))):
+        with pytest.raises(ValueError, match=r"\(N, C\).*for 3 inputs it returned shape "
+                                             r"\(3,\)"):
+            call()
+
+
+@pytest.mark.parametrize("name", sorted(set(EVERY_ATTACK) - {"evaluate"}))
+@given(eps=st.sampled_from([-1.0, -1e-9, np.nan, np.inf, -np.inf, 1e300, 1.01e150]))
+def test_a_radius_out_of_range_is_refused(name, eps):
+    x = np.full((2, *SHAPE), 0.5)
+    with pytest.raises(ValueError, match=r"eps must be (a finite number >= 0|at most 1e\+150)"):
+        EVERY_ATTACK[name](NET, x, labels_for(x), eps)
+
+
+def test_a_radius_too_large_for_float32_is_refused():
+    x = np.full((2, *SHAPE), 0.5, np.float32)
+    with pytest.raises(ValueError, match=r"eps = 1e\+20 is too large for float32 inputs"):
+        pgd(tiny_net(np.float32), x, labels_for(x), 1e20, norm="l1", lo=None, hi=None)
+
+
+@given(bad=st.sampled_from([2.5, True, -1, "3", np.float64(2.0)]))
+def test_counts_must_be_integers(bad):
+    x = np.full((2, *SHAPE), 0.5)
+    y = labels_for(x)
+    for name, call in (("steps", lambda: pgd(NET, x, y, 0.1, steps=bad)),
+                       ("steps", lambda: apgd(NET, x, y, 0.1, steps=bad)),
+                       ("restarts", lambda: pgd(NET, x, y, 0.1, restarts=bad)),
+                       ("n_targets", lambda: apgd_targeted(NET, x, y, 0.1, n_targets=bad)),
+                       ("n_queries", lambda: square(NET, x, y, 0.1, n_queries=bad))):
+        with pytest.raises(ValueError, match=f"{name} must be an integer >= "):
+            call()
+
+
+@given(x=hnp.arrays(np.float32, (5, 7), elements=st.floats(-3, 3, width=32)),
+       eps=st.floats(1e-3, 5.0), seed=st.integers(0, 100))
+def test_fgm_without_a_box_never_exceeds_eps(x, eps, seed):
+    rng = np.random.default_rng(seed)
+    net = nn.Sequential(nn.Linear(7, 3, rng=rng, dtype=np.float32))
+    y = np.arange(5) % 3
+    x_adv = fgm(net, x, y, eps)
+    assert x_adv.dtype == np.float32
+    assert np.all(norm_per_example(x_adv.astype(np.float64) - x, "l2") <= eps)
+
+
+def test_within_l2_changes_only_the_rows_outside():
+    from npadv.attacks.fgsm import within_l2
+
+    c = np.zeros((3, 4), np.float32)
+    z = np.array([[0.5, 0.5, 0.5, 0.5],          # norm 1: inside
+                  [0.6, 0.6, 0.6, 0.6],          # norm 1.2: outside
+                  [0.0, 0.0, 0.0, 0.0]], np.float32)
+    z[1] *= np.float32(1 / 1.2)
+    z[1] = np.nextafter(z[1], np.float32(1))    # just outside by rounding
+    assert norm_per_example(z.astype(np.float64), "l2")[1] > 1.0
+    out = within_l2(z, c, 1.0)
+    np.testing.assert_array_equal(out[[0, 2]], z[[0, 2]])
+    assert np.all(norm_per_example(out.astype(np.float64), "l2") <= 1.0)
+    assert np.all(np.abs(out[1] - z[1]) <= 2 * np.spacing(z[1]))
+    inside = z[[0, 2]]
+    assert within_l2(inside, c[[0, 2]], 1.0) is inside         # nothing to do: no copy

@@ -1,9 +1,14 @@
 """Strict checkpoints: every malformed file raises CheckpointError naming the file; nothing is
-half-loaded; a save clears the temporaries of an interrupted one and refuses bad weights."""
+half-loaded; a save clears the temporaries of an interrupted one and refuses bad weights; the
+metadata is strict JSON; a resume refuses a checkpoint whose history or optimiser or method
+state does not fit the run, before anything is loaded."""
 from __future__ import annotations
 
+import io
 import json
+import math
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -19,6 +24,11 @@ from npadv.checkpoint import (
     save_checkpoint,
     stale_temporaries,
 )
+from npadv.data import load_mnist_5k
+from npadv.methods import build_method
+from npadv.training import ImageData, ResumeError, TrainConfig, accuracy, pgd_accuracy, train
+from npadv.training.fast_at import FastAT
+from npadv.training.loop import check_training_data
 
 META = {"model": "mlp", "method": "natural", "epoch": 1, "config": {}, "history": []}
 
@@ -242,3 +252,242 @@ def test_check_weights_casts_to_the_model_dtype():
     assert all(v.dtype == np.float32 for v in checked.values())
     load_weights(model, state)
     assert np.array_equal(model.state_dict()["0.weight"], tiny_state()["0.weight"])
+
+
+# ---- entries that are not .npy arrays, or come twice -------------------------------------
+def zip_entries(path) -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(path) as z:
+        return [(info.filename, z.read(info)) for info in z.infolist()]
+
+
+def write_zip(path, entries: list[tuple[str, bytes]]):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)          # zipfile: "Duplicate name"
+        with zipfile.ZipFile(path, "w") as z:
+            for name, data in entries:
+                z.writestr(name, data)
+    return path
+
+
+def npy(a) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(a))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("extra, match", [
+    ([("raw_weight", b"\x00" * 48)], "entry 'raw_weight' is not a .npy array"),
+    ([("raw_meta", b'{"model": "mlp"}')], "entry 'raw_meta' is not a .npy array"),
+    ([("model/", b"")], "entry 'model/' is not a .npy array"),
+    ([("model/1.weight.npy", b"\x00" * 48)], "'model/1.weight.npy' is not a .npy array"),
+    ([("model/0.weight.npy", npy(np.ones((3, 4), np.float32)))], "appears twice"),
+    ([("meta.npy", npy(json.dumps({**META, "model": "small-cnn"})))], "appears twice"),
+])
+def test_foreign_and_duplicate_entries(good, extra, match):
+    write_zip(good, zip_entries(good) + extra)
+    assert_rejected(good, match)
+    assert_rejected(good, match, loader=load_model)
+
+
+def test_saved_metadata_is_strict_json(tmp_path):
+    path = tmp_path / "c.npz"
+    meta = {**META, "history": [{"loss": math.nan}], "config": {"best": -math.inf}}
+    save_checkpoint(path, {"model": tiny_state()}, meta)
+    raw = dict(zip_entries(path))["meta.npy"]
+    text = str(np.load(io.BytesIO(raw)))
+    assert json.loads(text, parse_constant=_refuse) == {
+        **META, "history": [{"loss": None}], "config": {"best": None}}
+
+
+def _refuse(constant):
+    raise ValueError(f"{constant} is not JSON")
+
+
+# ---- resume: a run's checkpoint, then crafted copies of it ---------------------------------
+CONFIG = TrainConfig(epochs=2, batch_size=128, schedule="constant", eval_size=50)
+
+
+@pytest.fixture(scope="module")
+def data():
+    x_train, y_train, x_test, y_test = load_mnist_5k()
+    return x_train[:256], y_train[:256], x_test[:50], y_test[:50]
+
+
+@pytest.fixture(scope="module")
+def run_checkpoint(tmp_path_factory, data):
+    """A natural run of 2 epochs: its checkpoint's bytes."""
+    path = tmp_path_factory.mktemp("run") / "checkpoint.npz"
+    train(npadv.mlp(), build_method("natural"), data, CONFIG, checkpoint_path=path,
+          progress=False)
+    return path.read_bytes()
+
+
+def rewrite(path, meta=None, arrays=None, drop=()):
+    """path's checkpoint with meta changed by `meta(meta)`, arrays set from `arrays`
+    ({key: array}) and the keys in `drop` removed, written back as a plain zip."""
+    entries = dict(zip_entries(path))
+    old = json.loads(str(np.load(io.BytesIO(entries["meta.npy"]))))
+    if meta is not None:
+        meta(old)
+    entries["meta.npy"] = npy(json.dumps(old))
+    for key, a in (arrays or {}).items():
+        entries[key + ".npy"] = npy(a)
+    for key in drop:
+        del entries[key + ".npy"]
+    return write_zip(path, list(entries.items()))
+
+
+def _history_of(value):
+    return lambda m: m.update(history=value)
+
+
+def _records(change):
+    def edit(m):
+        for r in m["history"]:
+            change(r)
+    return edit
+
+
+VELOCITY = np.zeros((256, 784), np.float32)   # the shape of mlp's first weight
+NAN_VELOCITY = VELOCITY.copy()
+NAN_VELOCITY[3, 4] = np.nan
+
+
+@pytest.mark.parametrize("meta, arrays, drop, match", [
+    (lambda m: m.update(epoch=0), None, (), "'epoch' is 0 but the history holds 2"),
+    (lambda m: m.update(epoch=1), None, (), "'epoch' is 1 but the history holds 2"),
+    (lambda m: m.update(epoch=5), None, (), "'epoch' is 5 but the history holds 2"),
+    (_history_of([1, 2]), None, (), "history record 1 is a JSON int, not an object"),
+    (_history_of([{}, {}]), None, (), "history record 1 lacks"),
+    (_records(lambda r: r.pop("time")), None, (), "lacks ['time']"),
+    (_records(lambda r: r.update(loss="low")), None, (), "'loss' must be a finite number"),
+    (_records(lambda r: r.update(loss=None)), None, (), "'loss' must be a finite number"),
+    (_records(lambda r: r.update(clean_acc=math.inf)), None, (), "'clean_acc' must be"),
+    (_records(lambda r: r.update(full_passes=2.5)), None, (), "'full_passes' must be an int"),
+    (_records(lambda r: r.update(lr=[1])), None, (), "'lr' must be a finite number or null"),
+    (_records(lambda r: r.update(epoch=7)), None, (), "says epoch 7"),
+    (None, {"optimizer/lr": np.zeros(3)}, (), "'lr' has shape (3,), needs ()"),
+    (None, {"optimizer/steps": np.array([4, 4])}, (), "'steps' has shape (2,)"),
+    (None, {"optimizer/steps": np.array(-4)}, (), "must be >= 0"),
+    (None, {"optimizer/velocity.0": NAN_VELOCITY}, (), "'velocity.0' contains 1 NaN/inf"),
+    (None, {"optimizer/velocity.0": VELOCITY.astype(np.float64)}, (), "has dtype float64"),
+    (None, {"optimizer/velocity.0": VELOCITY[:10]}, (), "has shape (10, 784)"),
+    (None, {"optimizer/velocity.9": VELOCITY}, (), "unexpected ['velocity.9']"),
+    (None, None, ("optimizer/velocity.1",), "missing ['velocity.1']"),
+    (None, {"model/0.weight": np.ones((3, 3), np.float32)}, (), "do not fit the model"),
+])
+def test_resume_refuses_a_crafted_checkpoint(tmp_path, data, run_checkpoint, meta, arrays,
+                                             drop, match):
+    path, log = tmp_path / "checkpoint.npz", tmp_path / "log.jsonl"
+    path.write_bytes(run_checkpoint)
+    log.write_text("the log\n")
+    rewrite(path, meta, arrays, drop)
+    model = npadv.mlp(seed=5)
+    before = model.state_dict()
+    with pytest.raises((CheckpointError, ResumeError)) as info:
+        train(model, build_method("natural"), data, CONFIG, log_path=log, checkpoint_path=path,
+              resume=True, progress=False)
+    assert type(info.value) in (CheckpointError, ResumeError)
+    message = str(info.value)
+    assert match in message and str(path) in message and "\n" not in message, message
+    for name, value in model.state_dict().items():      # nothing loaded, log untouched
+        assert np.array_equal(value, before[name])
+    assert log.read_text() == "the log\n"
+
+
+def test_a_duplicated_weight_entry_is_refused_not_the_last_one_taken(tmp_path, data,
+                                                                     run_checkpoint):
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(run_checkpoint)
+    write_zip(path, zip_entries(path) + [("model/0.weight.npy", npy(VELOCITY))])
+    with pytest.raises(CheckpointError, match="'model/0.weight.npy' appears twice"):
+        train(npadv.mlp(), build_method("natural"), data, CONFIG, checkpoint_path=path,
+              resume=True, progress=False)
+
+
+def test_the_uncrafted_checkpoint_resumes(tmp_path, data, run_checkpoint):
+    path, log = tmp_path / "checkpoint.npz", tmp_path / "log.jsonl"
+    path.write_bytes(run_checkpoint)
+    rewrite(path)                                       # the same content, rewritten
+    history = train(npadv.mlp(seed=5), build_method("natural"), data, CONFIG, log_path=log,
+                    checkpoint_path=path, resume=True, progress=False)
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2]
+
+
+# ---- Fast AT: best_acc is -inf until the guard's first check ------------------------------
+@pytest.mark.parametrize("guard", [False, True])
+def test_fast_at_checkpoint_is_strict_json_and_resume_restores_best_acc(tmp_path, data, guard):
+    path = tmp_path / "checkpoint.npz"
+    config = TrainConfig(epochs=1, batch_size=128, schedule="constant", eval_size=50)
+    method = FastAT(guard=guard, guard_n=32, guard_steps=2)
+    train(npadv.mlp(), method, data, config, checkpoint_path=path, progress=False)
+    raw = str(np.load(io.BytesIO(dict(zip_entries(path))["meta.npy"])))
+    meta = json.loads(raw, parse_constant=_refuse)           # no -Infinity in it
+    assert meta["method_settings"]["best_acc"] is None       # a setting taken before training
+    resumed = FastAT(guard=guard, guard_n=32, guard_steps=2)
+    train(npadv.mlp(), resumed, data, config, checkpoint_path=path, resume=True,
+          progress=False)
+    assert resumed.best_acc == method.best_acc
+    assert (resumed.best_acc == -math.inf) == (not guard)
+    parts, _ = load_checkpoint(path)                       # the state itself, into a method
+    resumed.best_acc = 0.5                                 # that had another best
+    resumed.load_state_dict(parts["method"])
+    assert resumed.best_acc == method.best_acc
+
+
+def test_fast_at_reads_a_null_best_acc_as_minus_infinity():
+    method = build_method("fast")
+    method.load_state_dict({"best_acc": None, "best_epoch": np.array(0)})
+    assert method.best_acc == -math.inf
+
+
+def test_a_checkpoint_with_infinity_in_its_metadata_still_resumes(tmp_path, data):
+    """Checkpoints written before the metadata was strict JSON hold -Infinity."""
+    path = tmp_path / "checkpoint.npz"
+    config = TrainConfig(epochs=1, batch_size=128, schedule="constant", eval_size=50)
+    train(npadv.mlp(), build_method("fast", guard=False), data, config, checkpoint_path=path,
+          progress=False)
+    rewrite(path, lambda m: m["method_settings"].update(best_acc=-math.inf))
+    assert "-Infinity" in str(np.load(io.BytesIO(dict(zip_entries(path))["meta.npy"])))
+    history = train(npadv.mlp(), build_method("fast", guard=False), data, config,
+                    checkpoint_path=path, resume=True, progress=False)
+    assert len(history) == 1
+
+
+# ---- what the loop refuses before it starts ------------------------------------------------
+def test_an_empty_training_set_is_refused_in_one_line(data):
+    x, y = data[0][:0], data[1][:0]
+    for attempt in (lambda: check_training_data(x, y),
+                    lambda: train(npadv.mlp(), build_method("natural"), (x, y, *data[2:]),
+                                  CONFIG, progress=False)):
+        with pytest.raises(ValueError, match="the training set is empty") as info:
+            attempt()
+        assert "\n" not in str(info.value)
+
+
+def test_accuracy_of_an_empty_set_is_an_error_not_zero(data):
+    model, x, y = npadv.mlp(), data[2][:0], data[3][:0]
+    for measure in (lambda: accuracy(model, x, y), lambda: pgd_accuracy(model, x, y, 0.1),
+                    lambda: ImageData((*data[:2], x, y)).accuracy(model, 10)):
+        with pytest.raises(ValueError, match="empty evaluation set"):
+            measure()
+
+
+@pytest.mark.parametrize("setting", [
+    {"epochs": 2.5}, {"epochs": math.nan}, {"epochs": True}, {"batch_size": 64.0},
+    {"eval_size": math.inf}, {"eval_steps": 1.5}, {"eval_restarts": "2"}, {"eval_every": None},
+    {"seed": 0.5}, {"seed": -1}, {"lr": math.nan}, {"lr": math.inf}, {"momentum": math.nan},
+    {"weight_decay": -math.inf}, {"eps_ramp": math.inf}, {"eval_eps": math.nan},
+    {"lr": "0.1"},
+])
+def test_train_config_refuses_non_integer_counts_and_non_finite_numbers(setting):
+    (name, value), = setting.items()
+    with pytest.raises(ValueError, match=name) as info:
+        TrainConfig(**setting)
+    assert "\n" not in str(info.value)
+
+
+def test_train_config_takes_numpy_numbers():
+    config = TrainConfig(epochs=np.int64(3), lr=np.float32(0.1), eval_eps=0)
+    assert config.epochs == 3

@@ -22,6 +22,7 @@ from hypothesis.extra import numpy as hnp
 from npadv.data import (
     Batches,
     ChecksumError,
+    DataError,
     DownloadError,
     IdxFormatError,
     download,
@@ -647,3 +648,126 @@ def test_batches_no_shuffle_same_every_epoch():
         np.testing.assert_array_equal(np.concatenate([yb for _, yb in b.epoch(e)]), y)
     with pytest.raises(TypeError, match="seed must be a non-negative int"):
         Batches(x, y, 4, seed=np.random.default_rng(0))
+
+
+# ----------------------------------------------------------------------------- malformed data
+
+
+def _bad_fashion(folder: Path, fault: str) -> str:
+    """Write a Fashion-MNIST set with one fault under folder; return the error's pattern."""
+    arrays = list(_fake_set(12))
+    if fault == "label 200":
+        arrays[1][3] = 200
+        pattern = r"train-labels-idx1-ubyte\.gz: labels must be in 0\.\.9, found 200 at index 3"
+    elif fault == "32x32 images":
+        arrays[0] = np.zeros((7, 32, 32), np.uint8)
+        pattern = (r"train-images-idx3-ubyte\.gz: expected \(N, 28, 28\) uint8 images, got "
+                   r"\(7, 32, 32\) uint8")
+    elif fault == "0 training examples":
+        arrays[0], arrays[1] = arrays[0][:0], arrays[1][:0]
+        pattern = r"train-images-idx3-ubyte\.gz: 0 training images"
+    elif fault == "0 test examples":
+        arrays[2], arrays[3] = arrays[2][:0], arrays[3][:0]
+        pattern = r"t10k-images-idx3-ubyte\.gz: 0 test images"
+    else:
+        pattern = r"t10k-images-idx3-ubyte\.gz: truncated: shape \(3, 28, 28\) of uint8"
+    _write_set(folder, arrays)
+    if fault == "truncated":
+        path = folder / "t10k-images-idx3-ubyte.gz"
+        path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-5]))
+    return pattern
+
+
+@pytest.mark.parametrize("fault", ["truncated", "label 200", "32x32 images",
+                                   "0 training examples", "0 test examples"])
+def test_a_malformed_fashion_mnist_is_one_data_error(tmp_path, monkeypatch, fault):
+    monkeypatch.setattr(mnist_mod, "SYSTEM_FASHION_MNIST_DIRS", ())
+    monkeypatch.setenv("NPADV_DATA", str(tmp_path))
+    pattern = _bad_fashion(tmp_path / "fashion-mnist", fault)
+    with pytest.raises(DataError, match=pattern) as info:
+        load_fashion_mnist(download=False)
+    assert isinstance(info.value, ValueError)
+    assert str(tmp_path / "fashion-mnist") in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_a_file_where_the_data_folder_should_be_is_a_data_error(tmp_path, monkeypatch):
+    # a good set in the system folder must not hide the mistake in the named folder
+    _write_set(tmp_path / "system", _fake_set(13))
+    monkeypatch.setattr(mnist_mod, "SYSTEM_FASHION_MNIST_DIRS", (tmp_path / "system",))
+    monkeypatch.delenv("NPADV_MIRROR", raising=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "fashion-mnist").write_text("not a folder")
+    monkeypatch.setenv("NPADV_DATA", str(data))
+    for call in (load_fashion_mnist, lambda: load_fashion_mnist(data),
+                 lambda: load_mnist(data / "fashion-mnist", download=False)):
+        with pytest.raises(DataError, match="is a file; it must be a folder"):
+            call()
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    monkeypatch.setenv("NPADV_DATA", str(not_a_folder))
+    with pytest.raises(DataError, match=f"{not_a_folder} is a file; it must be a folder"):
+        load_fashion_mnist()
+
+
+def test_a_folder_where_an_idx_file_should_be_is_a_data_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(mnist_mod, "SYSTEM_FASHION_MNIST_DIRS", ())
+    folder = tmp_path / "fashion-mnist"
+    _write_set(folder, _fake_set(14))
+    (folder / IDX_FILES[1]).unlink()
+    (folder / IDX_FILES[1]).mkdir()
+    with pytest.raises(DataError, match=f"{IDX_FILES[1]} is a folder; it must be the IDX"):
+        load_fashion_mnist(tmp_path, base_url="http://127.0.0.1:9/")
+    with pytest.raises(DataError, match="is a folder; an IDX file was expected"):
+        read_idx(folder / IDX_FILES[1])
+
+
+def test_no_download_means_file_not_found(tmp_path, monkeypatch):
+    monkeypatch.setattr(mnist_mod, "SYSTEM_FASHION_MNIST_DIRS", ())
+    with pytest.raises(FileNotFoundError, match="download=False"):
+        load_fashion_mnist(tmp_path, download=False)
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte.gz not found"):
+        load_mnist(tmp_path, download=False)
+    assert not (tmp_path / "fashion-mnist").exists() and not (tmp_path / "mnist").exists()
+
+
+def _gzip_stream(path: Path, head: bytes, zeros: int) -> None:
+    """A gzip file of head followed by `zeros` zero bytes, written without holding them."""
+    chunk = bytes(1 << 20)
+    with gzip.GzipFile(path, "wb", mtime=0) as f:
+        f.write(head)
+        for _ in range(zeros // len(chunk)):
+            f.write(chunk)
+
+
+def test_read_idx_decompresses_no_more_than_the_header_declares(tmp_path):
+    import tracemalloc
+
+    bomb = tmp_path / "bomb.gz"
+    _gzip_stream(bomb, bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3]), 64 << 20)   # 64 MiB
+    assert bomb.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(IdxFormatError, match=r"trailing bytes: shape \(2, 3\) of uint8 "
+                                                 r"needs 6 data bytes, got more than") as info:
+            read_idx(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(bomb) in str(info.value)
+    assert peak < 8 << 20, f"read_idx held {peak / 2**20:.0f} MiB for a 6-byte array"
+
+
+@given(extra=st.integers(1, 3000), gz=st.booleans())
+def test_read_idx_counts_a_few_trailing_bytes_exactly(tmp_path_factory, extra, gz):
+    data = _good_idx() + bytes(extra)
+    path = tmp_path_factory.mktemp("idx") / "a.idx"
+    path.write_bytes(gzip.compress(data) if gz else data)
+    with pytest.raises(IdxFormatError, match=rf"needs 6 data bytes, got {6 + extra} "
+                                             rf"\({extra} extra\)"):
+        read_idx(path)
+
+
+def test_idx_format_error_is_a_data_error():
+    assert issubclass(IdxFormatError, DataError) and issubclass(DataError, ValueError)

@@ -352,3 +352,45 @@ def test_grad_of_an_unreached_input_is_zero_and_upstream_gradients_weight_output
     np.testing.assert_allclose(g, npadv.grad((h * v).sum(), x), rtol=1e-12)
     with pytest.raises(RuntimeError, match="upstream gradient"):
         npadv.grad(h, x)
+
+
+# ---- what a Tensor holds, and the empty batch ----------------------------------------------
+@pytest.mark.parametrize("data", [np.array(["a", "b"]), np.array([b"x"]),
+                                  np.array([object(), 1], dtype=object), [1 + 2j], 1j,
+                                  np.array([1 + 0j]), np.array(["2020-01-01"], "datetime64[D]"),
+                                  None, np.zeros(2, [("a", "f4")])],
+                         ids=["str", "bytes", "object", "complex list", "complex scalar",
+                              "complex array", "datetime", "None", "record"])
+def test_tensor_refuses_what_the_engine_cannot_compute_with(data):
+    dtype = np.asarray(data).dtype
+    with pytest.raises(TypeError, match="Tensor data must be float, int or bool, got dtype") \
+            as info:
+        Tensor(data)
+    assert str(dtype) in str(info.value)
+
+
+def test_tensor_keeps_floats_ints_and_bools():
+    assert Tensor(np.zeros(2, np.float64)).dtype == np.float64
+    assert Tensor([1.5]).dtype == np.float32
+    assert Tensor(np.arange(3)).dtype.kind == "i"
+    assert Tensor(np.arange(3, dtype=np.uint8)).dtype == np.uint8
+    assert Tensor(np.array([True, False])).dtype == np.float32
+    assert Tensor(np.array([True]), dtype=bool).dtype == bool
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_cross_entropy_of_an_empty_batch(k):
+    z = Tensor(np.zeros((0, k)), requires_grad=True)
+    y = np.zeros(0, np.int64)
+    with pytest.raises(ValueError, match=r"empty batch .*\(0, " + str(k) + r"\)"):
+        F.cross_entropy(z, y)
+    total = F.cross_entropy(z, y, "sum")
+    assert float(total.data) == 0.0
+    total.backward()
+    assert z.grad.shape == (0, k)
+    assert F.cross_entropy(z, y, "none").shape == (0,)
+
+
+def test_cross_entropy_needs_a_class():
+    with pytest.raises(ValueError, match="at least one class"):
+        F.cross_entropy(np.zeros((2, 0)), np.zeros(2, np.int64))

@@ -243,7 +243,8 @@ def eval_args(*argv: str) -> argparse.Namespace:
 
 
 def test_npadv_eval_builds_each_attack_from_its_declaration():
-    args = eval_args("--attack", "fgsm", "pgd", "apgd", "apgd-t", "square", "--seed", "3")
+    args = eval_args("--attack", "fgsm", "pgd", "apgd", "apgd-t", "square", "--seed", "3",
+                     "--norm", "linf")
     assert [a.label for a in _eval_attacks(args, 0.1)[0]] == [
         "fgsm(eps=0.1)", "pgd(eps=0.1, norm=linf, restarts=1, rng=3, steps=40)",
         "apgd(eps=0.1, norm=linf, restarts=1, rng=3, steps=100)",

@@ -407,7 +407,7 @@ def test_freelb_max_norm_bounds_delta():
     ("freelb", {"freelb_k": 2, "adv_init_mag": 1.0, "adv_max_norm": 0.5}, 2, 0, 1),
 ])
 def test_cost_per_minibatch(name, flags, full, first, steps):
-    method = build_method(name, eps=EPS, **flags)
+    method = build_method(name, **flags, **({} if name in ("natural", "freelb") else {"eps": EPS}))
     model = tiny_cnn()
     x, y = batch()
     opt = optim.SGD(model.parameters(), 0.05)
@@ -424,7 +424,7 @@ def test_registry_defaults():
                                    "trades"}
     assert set(names("text")) == {"natural", "fgm", "pgd", "freelb"}
     for name in names("image"):
-        method = build_method(name, eps=0.2)
+        method = build_method(name, **({} if name in ("natural", "freelb") else {"eps": 0.2}))
         assert method.name == name and method.epoch_divisor >= 1
         assert method.state_dict() is not None
     assert build_method("fgsm", eps=0.2).c == 0.5
@@ -436,7 +436,7 @@ def test_registry_defaults():
     assert free.replays == free.epoch_divisor == 8
     yopo = build_method("yopo", eps=0.2)
     assert (yopo.m, yopo.n) == (5, 3) and yopo.alpha == pytest.approx(0.05)
-    freelb = build_method("freelb", eps=0.2)
+    freelb = build_method("freelb")
     assert (freelb.K, freelb.alpha, freelb.sigma, freelb.max_norm) == (3, 0.5, 0.0, 0.0)
     assert freelb.eps is None            # no radius for the ε ramp to set
 
@@ -453,6 +453,11 @@ def test_registry_flags():
     assert (trades.steps, trades.beta) == (10, 6.0) and trades.alpha == pytest.approx(0.05)
     with pytest.raises(ValueError, match="unknown method 'fgm' for the image task"):
         build_method("fgm")
+    for name in ("natural", "freelb"):                    # no ε to set: refused, not ignored
+        with pytest.raises(ValueError, match="does not use --eps"):
+            build_method(name, eps=0.1)
+    with pytest.raises(ValueError, match="does not use --lo"):
+        build_method("fgm", task="text", lo=0.0)
     text_freelb = build_method("freelb", task="text", eps=0.6)
     assert (text_freelb.alpha, text_freelb.max_norm) == (0.3, 0.6)   # ε/2 and ε
     assert build_method("pgd", task="text").alpha == pytest.approx(2.5 / 3)
@@ -461,10 +466,11 @@ def test_registry_flags():
 def test_every_declared_default_is_the_constructors():
     """A flag's shown default is its constructor default, or for None the derived rule, and
     that rule is what the constructor computes (α = 2.5ε/K, ε/4, 1.25ε, ε/2, ε)."""
-    from npadv.methods import REGISTERED, defaults
+    from npadv.methods import REGISTERED, accepted, defaults
     rules = {"1.25ε": 1.25 * 0.4, "2.5ε/K": None, "ε/4": 0.1, "ε/2": 0.2, "ε": 0.4}
     for cls in REGISTERED:
-        method = build_method(cls.name, task=cls.task, eps=0.4)
+        eps = {"eps": 0.4} if "eps" in accepted(cls) else {}
+        method = build_method(cls.name, task=cls.task, **eps)
         for flag, default in defaults(cls).items():
             if flag == "eps":
                 continue                                     # given: 0.4
@@ -553,3 +559,62 @@ def test_trades_loss_gradient_matches_finite_differences(seed, beta):
     report = assert_gradients(lambda a, b: trades_loss(model, a, b, y, beta), x, x_adv)
     assert report.checked >= 0.9 * (x.size + x_adv.size)
 
+
+
+# ---- settings out of range -------------------------------------------------------------------
+# (constructor, setting, its smallest value) for every count of every image method
+COUNTS = [(FreeAT, "replays", 1), (PGDAT, "steps", 0), (TRADES, "steps", 0), (YOPO, "m", 1),
+          (YOPO, "n", 0), (FreeLB, "K", 1), (FastAT, "guard_n", 1), (FastAT, "guard_steps", 0)]
+# (constructor, setting) for every radius or step size
+RADII = [(cls, "eps") for cls in (FGSMAT, FastAT, FreeAT, PGDAT, TRADES, YOPO)] + [
+    (FastAT, "alpha"), (PGDAT, "alpha"), (TRADES, "alpha"), (YOPO, "alpha"), (TRADES, "beta"),
+    (FreeLB, "alpha"), (FreeLB, "sigma"), (FreeLB, "max_norm"), (FastAT, "guard_eps"),
+    (FastAT, "guard_margin")]
+
+
+@pytest.mark.parametrize("cls, setting, minimum", COUNTS,
+                         ids=[f"{c.__name__}-{s}" for c, s, _ in COUNTS])
+@given(bad=st.sampled_from([2.5, True, False, "3", None, np.float64(3.0)]) | st.integers(-3, -1))
+def test_a_count_must_be_an_integer_at_least_its_minimum(cls, setting, minimum, bad):
+    if isinstance(bad, int) and not isinstance(bad, bool) and bad >= minimum:
+        return
+    with pytest.raises(ValueError, match=rf"^{setting}( \(\w+\))? must be an integer >= "
+                                         rf"{minimum}, got"):
+        cls(**{setting: bad})
+
+
+@pytest.mark.parametrize("cls, setting", RADII, ids=[f"{c.__name__}-{s}" for c, s in RADII])
+@given(bad=st.sampled_from([-1.0, -1e-300, np.nan, np.inf, -np.inf, 1e300, 1e151, True, "0.1"]))
+def test_a_radius_must_be_finite_nonnegative_and_not_huge(cls, setting, bad):
+    with pytest.raises(ValueError, match=rf"^{setting}( \(\w+\))? must be (a finite number "
+                                         r">= 0|at most 1e\+150)"):
+        cls(**{setting: bad})
+
+
+@pytest.mark.parametrize("name", ["fgsm", "fast", "free", "pgd", "trades", "yopo"])
+def test_a_subnormal_eps_is_refused(name):
+    with pytest.raises(ValueError, match=r"^eps must be 0 or at least 2\.23e-308"):
+        build_method(name, eps=1e-320)
+    build_method(name, eps=0.0)                       # 0 is a radius: natural training
+
+
+@pytest.mark.parametrize("name", ["fast", "pgd", "trades", "yopo"])
+def test_an_alpha_whose_ratio_to_eps_overflows_is_refused(name):
+    with pytest.raises(ValueError, match=r"^alpha / eps = 1e\+100 / 1e-300 overflows"):
+        build_method(name, eps=1e-300, alpha=1e100)
+    with pytest.raises(ValueError, match=r"^alpha must be at most 1e\+150"):
+        build_method(name, alpha=1e300)
+
+
+def test_free_at_with_a_fractional_replay_count_is_refused():
+    with pytest.raises(ValueError, match=r"^replays must be an integer >= 1, got 2\.5$"):
+        build_method("free", replays=2.5)
+
+
+def test_freelb_step_checks_its_settings():
+    model, (x, y) = tiny_cnn(), batch()
+    opt = optim.SGD(model.parameters(), 0.1)
+    with pytest.raises(ValueError, match="K must be an integer >= 1"):
+        freelb_step(model, x, y, opt, 0, 0.1, 0.0, 0.0, None)
+    with pytest.raises(ValueError, match="alpha must be a finite number >= 0"):
+        freelb_step(model, x, y, opt, 2, np.nan, 0.0, 0.0, None)

@@ -53,10 +53,12 @@ def test_embedding_layer_parameter_gradient(seed):
 @settings(max_examples=5)
 @given(seed=st.integers(0, 2**16))
 def test_reference_model_parameter_gradients_vjp(seed):
-    from npadv.testing.gradcheck import vjp_check
+    from npadv.testing.gradcheck import assert_vjp
 
-    # continuous random pixels: max-pool ties and ReLU kinks have probability zero; a tiny
-    # difference step (h = 1e-8) keeps the ±h points on the same side of every kink
+    # continuous random pixels: max-pool ties and ReLU kinks have probability zero at the
+    # point, but a direction through all ~4,000 parameters can still cross a kink within
+    # the step (seed 1860, weight of layer 3): such a direction is skipped after smaller
+    # steps confirm the kink, as the testing kit does, and every other one must match
     x = np.random.default_rng(seed).random((2, 1, 28, 28))
     model = npadv.small_cnn(seed=1, dtype=np.float64)
     names = [name for name, _ in model.named_parameters()]
@@ -68,9 +70,9 @@ def test_reference_model_parameter_gradients_vjp(seed):
             setattr(model[int(layer)], attr, t)
         return F.cross_entropy(model(xt), y)
 
-    vjp_check(loss, [x] + [p.data.copy() for p in model.parameters()], n_directions=1,
-              h=1e-8, rtol=1e-4, seed=seed)
-    assert len(names) == 8
+    report = assert_vjp(loss, x, *[p.data.copy() for p in model.parameters()], directions=1,
+                        h=1e-8, rtol=1e-4, atol=1e-7, seed=seed, ties=False)
+    assert len(names) == 8 and report.checked >= 1
 
 
 def test_reference_model_shapes_and_first_layer():

@@ -390,6 +390,21 @@ def test_wrong_gradient_shape_is_reported():
         assert_gradients(keeps_broadcast, np.ones((2, 3)), np.ones((1, 3)))
 
 
+@pytest.mark.parametrize("result", [lambda t: t.data * 2.0, lambda t: float(t.data.sum()),
+                                    lambda t: None],
+                         ids=["ndarray", "float", "None"])
+def test_gradient_checks_need_f_to_return_a_tensor(result):
+    from npadv.testing.gradcheck import gradcheck, vjp_check
+
+    x = np.array([0.5, -1.0, 2.0])
+    name = type(result(Tensor(x))).__name__
+    for check in (lambda f: gradcheck(f, [x]), lambda f: vjp_check(f, [x]),
+                  lambda f: assert_gradients(f, x), lambda f: assert_vjp(f, x)):
+        with pytest.raises(TypeError, match=rf"f must return a Tensor \(npadv.Tensor\).*"
+                                            rf"got {name}"):
+            check(result)
+
+
 def test_assert_projection_messages():
     x = np.full((1, 2), 0.9)
     z = np.array([[2.0, 1.0]])

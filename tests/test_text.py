@@ -323,3 +323,65 @@ def test_train_text_cli_reads_tsv_files(tmp_path):
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\nfine\tnot a number\n")
     assert main(["train", "--task", "text", "--data", str(tmp_path / "train.tsv"),
                  str(tmp_path / "dev.tsv"), "--out", str(tmp_path / "bad")]) == 2
+
+
+# ---- settings out of range ---------------------------------------------------------------
+BAD_RADII = [-1.0, -1e-3, np.nan, np.inf, 1e300, True]
+
+
+@given(batches(), st.sampled_from(BAD_RADII))
+def test_the_text_perturbations_refuse_a_bad_radius(batch, eps):
+    ids, mask, y = batch
+    model = small_cnn()
+    for call in (lambda: fgm_perturbation(model, ids, mask, y, eps),
+                 lambda: pgd_embedding(model, ids, mask, y, eps, steps=2),
+                 lambda: pgd_embedding(model, ids, mask, y, 1.0, steps=2, alpha=eps)):
+        with pytest.raises(ValueError, match=r"^(eps|alpha) must be (a finite number >= 0|"
+                                             r"at most 1e\+150)"):
+            call()
+
+
+def test_fgm_at_a_negative_radius_no_longer_lowers_the_loss():
+    ids, mask = pad_batch([np.array([1, 2, 3]), np.array([4, 5])])
+    y = np.array([0, 1])
+    with pytest.raises(ValueError, match=r"^eps must be a finite number >= 0, got -1"):
+        fgm_perturbation(small_cnn(), ids, mask, y, -1.0)
+    with pytest.raises(ValueError, match=r"^eps must be"):
+        FGM(-1.0)
+
+
+@pytest.mark.parametrize("name", ["fgm", "pgd", "freelb"])
+@given(eps=st.sampled_from(BAD_RADII + [1e-320]))
+def test_the_text_methods_refuse_a_bad_radius(name, eps):
+    with pytest.raises(ValueError, match=r"^eps must be (a finite number >= 0|at most 1e\+150|"
+                                         r"0 or at least)"):
+        build_method(name, task="text", eps=eps)
+
+
+@given(bad=st.sampled_from([2.5, True, -1, "2"]))
+def test_the_text_methods_refuse_a_bad_count(bad):
+    with pytest.raises(ValueError, match=r"^steps must be an integer >= 0"):
+        build_method("pgd", task="text", steps=bad)
+    with pytest.raises(ValueError, match=r"^K \(freelb_k\) must be an integer >= 1"):
+        build_method("freelb", task="text", freelb_k=bad)
+    with pytest.raises(ValueError, match=r"^steps must be an integer >= 0"):
+        pgd_embedding(small_cnn(), *pad_batch([np.array([1, 2])]), np.array([0]), 1.0, bad)
+
+
+@given(batches(), st.floats(1e-3, 10.0), st.integers(0, 3))
+def test_fgm_perturbation_has_norm_eps_up_to_float32_rounding(batch, eps, seed):
+    ids, mask, y = batch
+    model = text_cnn(V, dim=5, filters=4, kernel_sizes=(2,), seed=seed, dtype=np.float32)
+    r = fgm_perturbation(model, ids, mask, y, eps)
+    assert r.dtype == np.float32
+    norms = norm_per_example(r, "l2")
+    assert np.all((norms == 0) | (np.abs(norms - eps) <= 8 * np.finfo(np.float32).eps * eps))
+    assert np.all(r[mask == 0] == 0)
+
+
+@pytest.mark.parametrize("kwargs", [{"n_train": 0}, {"n_test": 0}, {"n_train": -5},
+                                    {"n_train": 2.5}, {"n_test": True}, {"n_train": "10"}])
+def test_make_text_task_needs_at_least_one_example_per_split(kwargs):
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=rf"^{name} must be an int >= 1, got"):
+        make_text_task(**kwargs)

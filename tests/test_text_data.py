@@ -226,6 +226,22 @@ def test_read_tsv_invalid_utf8_line(tmp_path):
         read_tsv(path)
 
 
+@given(label=st.one_of(st.integers(min_value=2**63), st.integers(max_value=-2**63 - 1)),
+       sign=st.sampled_from(["", "+"]))
+def test_read_tsv_label_outside_int64_names_the_line(tmp_path_factory, label, sign):
+    path = tmp_path_factory.mktemp("tsv") / "big.tsv"
+    text = f"{sign}{label}" if label >= 0 else str(label)
+    path.write_text(f"sentence\tlabel\nfine\t1\nhuge\t{text}\n")
+    with pytest.raises(TextFormatError, match=r":3: label .* is out of the int64 range") as info:
+        read_tsv(path)
+    assert info.value.line == 3 and str(path) in str(info.value)
+
+
+def test_read_tsv_accepts_the_int64_extremes(tmp_path):
+    path = _write(tmp_path, f"sentence\tlabel\nlow\t{-2**63}\nhigh\t{2**63 - 1}\n")
+    assert read_tsv(path)[1].tolist() == [-2**63, 2**63 - 1]
+
+
 def test_encode_dataset_rejects_tokenless_sentence():
     vocab = Vocab.build([["a"]])
     with pytest.raises(ValueError, match="sentence 1 has no tokens"):

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..engine import Tensor, as_tensor
 from .apgd import _apgd_run
-from .arguments import check_attack_inputs, threat_set
+from .arguments import check_attack_inputs, check_count, threat_set
 from .gradients import predict
 from .projections import Ball
 from .registry import AttackSpec
@@ -78,8 +78,7 @@ def apgd_targeted(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, norm: 
     x, y = check_attack_inputs(model, x, y, ball, steps)
     if not 0 < rho <= 1:
         raise ValueError(f"rho must be in (0, 1], got {rho}")
-    if int(n_targets) != n_targets or n_targets < 1:
-        raise ValueError(f"n_targets must be an integer >= 1, got {n_targets}")
+    check_count(n_targets, "n_targets", 1)
     worst = WorstCase(x)
     if len(x) == 0 or ball.eps == 0:
         return (worst.x, worst.loss) if return_loss else worst.x

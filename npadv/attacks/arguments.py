@@ -36,15 +36,26 @@ def threat_set(attack: AttackSpec, eps: float | Ball, norm: str, lo: float | Non
     return ball
 
 
+def check_count(value, name: str, minimum: int) -> int:
+    """`value` as an int if it is an integer (not a bool) >= minimum; ValueError naming
+    `name` otherwise. For steps, restarts, queries, targets and the methods' counts."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def check_attack_inputs(model, x, y, ball: Ball | None = None, steps: int | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Validate an attack's arguments; return (x, y as int64).
 
     ball: the threat set (its eps, norm and box were checked when it was made); None to
     check x and y alone. Raises ValueError (with the reason) for: x not a float array with
-    a batch axis, NaN or inf in x, a y whose length differs from x's, steps < 0, x outside
-    the ball's box, and labels outside the model's classes (checked on the logits of the
-    first example). TypeError for non-integer labels.
+    a batch axis, NaN or inf in x, a y whose length differs from x's, steps not an integer
+    >= 0, an eps too large for x's dtype (x ± eps or its square would overflow), x outside
+    the ball's box, a model whose output is not logits (N, C), and labels outside the
+    model's classes (checked on the logits of the first example). TypeError for non-integer
+    labels.
     """
     if not callable(model):
         raise TypeError(f"model must be callable, got {type(model).__name__}")
@@ -56,8 +67,12 @@ def check_attack_inputs(model, x, y, ball: Ball | None = None, steps: int | None
     y = np.asarray(y)
     if y.shape != (len(x),):
         raise ValueError(f"y must have shape ({len(x)},) to match x, got {y.shape}")
-    if steps is not None and (int(steps) != steps or steps < 0):
-        raise ValueError(f"steps must be an integer >= 0, got {steps}")
+    if steps is not None:
+        check_count(steps, "steps", 0)
+    widest = float(np.sqrt(float(np.finfo(x.dtype).max)))    # eps² is still finite in x's dtype
+    if ball is not None and ball.eps > widest:
+        raise ValueError(f"eps = {ball.eps:g} is too large for {x.dtype} inputs: x ± eps and "
+                         f"its square overflow (at most {widest:.3g})")
     lo, hi = (None, None) if ball is None else (ball.lo, ball.hi)
     if (lo is not None and (x < lo).any()) or (hi is not None and (x > hi).any()):
         raise ValueError(f"x lies outside the box [{lo}, {hi}]; pass lo/hi=None for no box")
@@ -68,6 +83,4 @@ def check_attack_inputs(model, x, y, ball: Ball | None = None, steps: int | None
 
 
 def check_restarts(restarts: int) -> int:
-    if int(restarts) != restarts or restarts < 1:
-        raise ValueError(f"restarts must be an integer >= 1, got {restarts}")
-    return int(restarts)
+    return check_count(restarts, "restarts", 1)

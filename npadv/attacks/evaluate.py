@@ -302,6 +302,9 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | st
     elif eps is not None:
         raise ValueError("eps goes with a suite name; Attack specs carry their own eps")
     x, y = check_attack_inputs(model, x, y)
+    if len(x) == 0:
+        raise ValueError("evaluate needs at least one example: the accuracy of an empty set "
+                         "is undefined")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
     attacks = list(attacks)

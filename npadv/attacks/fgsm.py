@@ -19,7 +19,7 @@ import numpy as np
 
 from .arguments import check_attack_inputs, threat_set
 from .gradients import input_gradient
-from .projections import Ball, steepest_step
+from .projections import Ball, norm_per_example, project, steepest_step
 from .registry import AttackSpec
 
 
@@ -37,10 +37,12 @@ def fgsm(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, targeted: bool 
 
     Returns:
         (N, ...) adversarial inputs, same dtype as x, with ‖x' − x‖∞ ≤ ε and lo ≤ x' ≤ hi.
-        eps = 0 returns a copy of x.
+        eps = 0, or an empty batch (N = 0), returns a copy of x.
     """
     ball = threat_set(FGSM, eps, "linf", lo, hi)                      # S
     x, y = check_attack_inputs(model, x, y, ball)
+    if len(x) == 0:                                   # no examples to attack
+        return x.copy()
     _, g, _ = input_gradient(model, x, y, "ce")                       # 1
     direction = -1.0 if targeted else 1.0
     step = (direction * ball.eps) * steepest_step(g, "linf")
@@ -73,6 +75,26 @@ def l2_normalize(g: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return (scaled / np.where(norm > 0, norm, 1)).astype(g.dtype, copy=False)
 
 
+def within_l2(z: np.ndarray, c: np.ndarray, eps: float) -> np.ndarray:
+    """z with each example that rounding left outside the L2 ball ‖z_i − c_i‖₂ ≤ ε pulled
+    back inside; the other examples are returned as they are.
+
+    z, c: (N, ...) arrays of one shape and float dtype; the distance is measured in float64
+    on the stored values, as `norm_per_example` and `Ball.contains` measure it. A row
+    outside is replaced by its projection onto the ball (`project`), which scales it by
+    ε/‖z_i − c_i‖₂ and rounds towards c_i: for a row outside by rounding alone, each entry
+    moves by one or two units in the last place. Entries equal to c_i stay equal.
+    Returns an array of z's dtype (z itself when every row is inside).
+    """
+    dist = norm_per_example(z.astype(np.float64) - c.astype(np.float64), "l2")
+    out = np.flatnonzero(dist > eps)
+    if out.size == 0:
+        return z
+    z = z.copy()
+    z[out] = project(z[out], c[out], eps, "l2")
+    return z
+
+
 def fgm(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, lo: float | None = None,
         hi: float | None = None, mask: np.ndarray | None = None) -> np.ndarray:
     """Fast gradient method: one L2-normalised gradient step x + ε·g/‖g‖₂.
@@ -89,8 +111,10 @@ def fgm(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, lo: float | None
             norm, so the whole ε goes to the unmasked positions.
 
     Returns:
-        (N, ...) array of x's dtype: x + ε·g/‖g‖₂ (then clipped to the box if given). An
-        example with a zero gradient is returned unchanged.
+        (N, ...) array of x's dtype: x + ε·g/‖g‖₂ (then clipped to the box if given), with
+        ‖x' − x‖₂ ≤ ε for the stored values: an example that the rounding of ε·g/‖g‖₂ and
+        of the sum left outside the ball is pulled back in (`within_l2`, one or two ulps per
+        entry). An example with a zero gradient, and an empty batch, are returned unchanged.
     """
     ball = threat_set(FGM, eps, "l2", lo, hi)
     x, y = check_attack_inputs(model, x, y, ball)
@@ -100,9 +124,12 @@ def fgm(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, lo: float | None
         except ValueError:
             raise ValueError(f"mask of shape {np.shape(mask)} does not broadcast to x's shape "
                              f"{x.shape}") from None
+    if len(x) == 0:                                   # no examples to attack
+        return x.copy()
     _, g, _ = input_gradient(model, x, y, "ce")                       # 1
     r = ball.eps * l2_normalize(g, mask)                              # 2
     x_adv = (x + r).astype(x.dtype, copy=False)                       # 3
+    x_adv = within_l2(x_adv, x, ball.eps)             # rounding never leaves the ball
     if ball.lo is not None or ball.hi is not None:
         x_adv = np.clip(x_adv, ball.lo, ball.hi)
     return x_adv

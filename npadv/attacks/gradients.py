@@ -30,9 +30,11 @@ def input_gradient(model, x: np.ndarray, y: np.ndarray, loss: str | LossFn = "ce
     xt = Tensor(np.array(x), requires_grad=True)
     with enable_grad():
         logits = model(xt)
+        check_logits(logits, len(xt))
         per_example = loss_fn(logits, y)
         g = grad(per_example.sum(), xt)
-    bad = ~np.isfinite(g.reshape(len(g), -1)).all(axis=1) if g.ndim else np.zeros(0)
+    bad = (~np.isfinite(g.reshape(len(g), g[:1].size)).all(axis=1) if g.ndim
+           else np.zeros(0))
     if bad.any():
         z = as_tensor(logits).data
         where = ("its logits are NaN or inf" if not np.isfinite(z).all()
@@ -44,9 +46,22 @@ def input_gradient(model, x: np.ndarray, y: np.ndarray, loss: str | LossFn = "ce
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:
-    """Logits of the model at x, without recording a graph. x: (N, ...) -> (N, K)."""
+    """Logits of the model at x, without recording a graph. x: (N, ...) -> (N, K).
+
+    Raises ValueError if the model does not return logits of shape (N, K), K >= 1.
+    """
     with no_grad():
-        return as_tensor(model(Tensor(np.array(x)))).data
+        logits = as_tensor(model(Tensor(np.array(x)))).data
+    check_logits(logits, len(x))
+    return logits
+
+
+def check_logits(logits, n: int) -> None:
+    """ValueError unless `logits` (a Tensor or array) has shape (n, K) with K >= 1."""
+    shape = np.shape(logits.data if isinstance(logits, Tensor) else logits)
+    if len(shape) != 2 or shape[0] != n or shape[1] < 1:
+        raise ValueError(f"the model must return logits of shape (N, C), C >= 1, for a "
+                         f"batch of N inputs; for {n} inputs it returned shape {shape}")
 
 
 def correct(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -27,12 +27,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Ball", "check_norm", "project", "random_start", "steepest_step", "norm_per_example",
-           "per_example"]
+__all__ = ["Ball", "check_norm", "check_radius", "project", "random_start", "steepest_step",
+           "norm_per_example", "per_example", "MAX_RADIUS"]
 
 NORMS = ("linf", "l2", "l1")
+MAX_RADIUS = 1e150
+"""The largest radius or step size accepted: its square, and its sums over the entries of
+an input, stay finite in float64."""
 _MAX_BISECT = 200   # bisections stop at adjacent doubles (about 60 halvings); this only caps
 _MAX_REPAIR = 54    # rounding-repair pass k shrinks by 1 − 2**(k − 52): the last returns x
+
+
+def check_radius(value, name: str = "eps") -> float:
+    """`value` as a float if it is a usable radius or step size; ValueError naming `name`.
+
+    Usable: a real number (not a bool), finite, >= 0 and at most MAX_RADIUS (1e150: beyond
+    it squares and sums over an input overflow float64).
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    v = float(value)
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    if v > MAX_RADIUS:
+        raise ValueError(f"{name} must be at most {MAX_RADIUS:g} (larger values overflow "
+                         f"float64 arithmetic), got {v:.3g}")
+    return v
 
 
 def check_norm(norm) -> str:
@@ -47,8 +68,9 @@ class Ball:
     """S = {z : ‖z − x‖ ≤ eps, lo ≤ z ≤ hi} around each centre x (N, ...), one value for the
     threat set an attack keeps its iterates in.
 
-    eps: finite radius ≥ 0. norm: "linf", "l2" or "l1". lo, hi: the box, numbers or None
-    for no bound on that side. Raises ValueError for a bad eps, an unknown norm or lo > hi.
+    eps: finite radius ≥ 0, at most MAX_RADIUS (1e150). norm:
+    "linf", "l2" or "l1". lo, hi: the box, numbers or None for no bound on that side.
+    Raises ValueError for a bad eps (see `check_radius`), an unknown norm or lo > hi.
     """
 
     eps: float
@@ -60,9 +82,7 @@ class Ball:
         eps = self.eps
         if not np.isscalar(eps) and np.ndim(eps) != 0:
             raise ValueError(f"eps must be a scalar, got shape {np.shape(eps)}")
-        eps = float(eps)
-        if not np.isfinite(eps) or eps < 0:
-            raise ValueError(f"eps must be a finite number >= 0, got {eps}")
+        eps = check_radius(eps.item() if isinstance(eps, np.ndarray) else eps, "eps")
         check_norm(self.norm)
         lo = None if self.lo is None else _bound(self.lo, "lo")
         hi = None if self.hi is None else _bound(self.hi, "hi")

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arguments import check_attack_inputs, threat_set
+from .arguments import check_attack_inputs, check_count, threat_set
 from .gradients import predict
 from .losses import cw_loss
 from .projections import Ball
@@ -89,8 +89,7 @@ def square(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, n_queries: in
     x, y = check_attack_inputs(model, x, y, ball)
     if x.ndim != 4:
         raise ValueError(f"square expects images (N, C, H, W), got shape {x.shape}")
-    if int(n_queries) != n_queries or n_queries < 1:
-        raise ValueError(f"n_queries must be an integer >= 1, got {n_queries}")
+    check_count(n_queries, "n_queries", 1)
     if not 0 < p_init <= 1:
         raise ValueError(f"p_init must be in (0, 1], got {p_init}")
     rng = restart_rng(rng, 0)

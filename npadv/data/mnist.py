@@ -46,7 +46,9 @@ from .download import (
     DownloadError,
     data_root,
     download,
+    sha256_file,
 )
+from .errors import DataError
 from .idx import read_idx
 
 __all__ = [
@@ -176,32 +178,53 @@ def _find_idx_files(folder: Path) -> list[Path] | None:
 
 
 def _load_idx_set(paths: Sequence[Path]) -> Split:
-    """Read and check train images, train labels, test images, test labels (in that order)."""
+    """Read and check train images, train labels, test images, test labels (in that order).
+
+    Raises:
+        IdxFormatError: a file is not a well-formed IDX file.
+        DataError: images not (N, 28, 28) uint8, labels not (N,) uint8 in 0..9, image and
+            label counts that differ, or a split with no examples.
+    """
     arrays = [read_idx(p) for p in paths]
     out: list[np.ndarray] = []
-    for img_path, lab_path, images, labels in (
-        (paths[0], paths[1], arrays[0], arrays[1]),
-        (paths[2], paths[3], arrays[2], arrays[3]),
+    for split, img_path, lab_path, images, labels in (
+        ("training", paths[0], paths[1], arrays[0], arrays[1]),
+        ("test", paths[2], paths[3], arrays[2], arrays[3]),
     ):
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != _IMAGE_SHAPE:
-            raise ValueError(
+            raise DataError(
                 f"{img_path}: expected (N, 28, 28) uint8 images, got {images.shape} "
                 f"{images.dtype}"
             )
         if labels.dtype != np.uint8 or labels.ndim != 1:
-            raise ValueError(
+            raise DataError(
                 f"{lab_path}: expected (N,) uint8 labels, got {labels.shape} {labels.dtype}"
             )
         if len(labels) != len(images):
-            raise ValueError(
+            raise DataError(
                 f"{lab_path} has {len(labels)} labels but {img_path} has {len(images)} images"
             )
-        if labels.size and labels.max() >= _N_CLASSES:
-            raise ValueError(
-                f"{lab_path}: labels must be in 0..{_N_CLASSES - 1}, found {labels.max()}"
+        if len(images) == 0:
+            raise DataError(
+                f"{img_path}: 0 {split} images; the {split} split needs at least one example"
+            )
+        if labels.max() >= _N_CLASSES:
+            bad = int(np.argmax(labels >= _N_CLASSES))
+            raise DataError(
+                f"{lab_path}: labels must be in 0..{_N_CLASSES - 1}, found {labels[bad]} at "
+                f"index {bad}"
             )
         out.extend(_to_xy(images, labels))
     return tuple(out)  # type: ignore[return-value]
+
+
+def _check_folder(folder: Path) -> None:
+    """Raise DataError if `folder`, or a folder above it, exists as something else."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise DataError(f"{path} is a file; it must be a folder to hold the data set")
+            return
 
 
 def _mirrors(base_url: str | None, subdir: str, defaults: Sequence[str]) -> list[str]:
@@ -214,16 +237,32 @@ def _mirrors(base_url: str | None, subdir: str, defaults: Sequence[str]) -> list
 
 
 def _fetch_idx_set(
-    folder: Path, mirrors: Sequence[str], sha256: Mapping[str, str], timeout: float
+    folder: Path, mirrors: Sequence[str], sha256: Mapping[str, str], timeout: float,
+    fetch: bool = True,
 ) -> list[Path]:
     """Download (or reuse, if the hash matches) the four files into `folder`.
 
     Mirrors are tried in order per file; if all fail the last error is raised with the
-    earlier ones attached as notes.
+    earlier ones attached as notes. With fetch=False nothing is downloaded: a missing file
+    raises FileNotFoundError, one with another hash ChecksumError.
     """
     missing = [name for name in IDX_FILES if name not in sha256]
     if missing:
         raise ValueError(f"sha256 table has no entry for {', '.join(missing)}")
+    _check_folder(folder)
+    for name in IDX_FILES:
+        if (folder / name).is_dir():
+            raise DataError(f"{folder / name} is a folder; it must be the IDX file {name}")
+    if not fetch:
+        for name in IDX_FILES:
+            path = folder / name
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found, and download=False")
+            got, expected = sha256_file(path), sha256[name].strip().lower()
+            if got != expected:
+                raise ChecksumError(f"{path}: SHA-256 expected {expected}, got {got} "
+                                    "(download=False, so it was not replaced)")
+        return [folder / name for name in IDX_FILES]
     paths = []
     for name in IDX_FILES:
         errors: list[Exception] = []
@@ -248,6 +287,7 @@ def load_mnist(
     *,
     sha256: Mapping[str, str] | None = None,
     timeout: float = 60.0,
+    download: bool = True,
 ) -> Split:
     """The full MNIST: 60,000 training and 10,000 test digits.
 
@@ -261,14 +301,18 @@ def load_mnist(
             the default mirrors (tried in order).
         sha256: file name -> expected SHA-256; defaults to `MNIST_SHA256`.
         timeout: socket timeout in seconds per download.
+        download: fetch missing or different files; False uses only the files present.
 
     Returns:
         x_train (60000, 1, 28, 28) float32 in [0, 1], y_train (60000,) int64,
         x_test (10000, 1, 28, 28) float32 in [0, 1], y_test (10000,) int64.
 
     Raises:
-        ChecksumError, DownloadError: no mirror gave a file with the expected SHA-256.
-        IdxFormatError, ValueError: a file is malformed or not MNIST-shaped.
+        ChecksumError, DownloadError: no mirror gave a file with the expected SHA-256
+            (download=False: a file present has another SHA-256).
+        FileNotFoundError: download=False and a file is missing.
+        IdxFormatError, DataError: a file is malformed or not MNIST-shaped, a split has no
+            examples, or a file sits where the data folder should be (both ValueErrors).
     """
     root = Path(data_dir).expanduser() if data_dir is not None else data_root()
     paths = _fetch_idx_set(
@@ -276,6 +320,7 @@ def load_mnist(
         _mirrors(base_url, "mnist", MNIST_MIRRORS),
         MNIST_SHA256 if sha256 is None else sha256,
         timeout,
+        download,
     )
     return _load_idx_set(paths)
 
@@ -286,6 +331,7 @@ def load_fashion_mnist(
     *,
     sha256: Mapping[str, str] | None = None,
     timeout: float = 60.0,
+    download: bool = True,
 ) -> Split:
     """Fashion-MNIST: 60,000 training and 10,000 test images of clothing, 10 classes.
 
@@ -308,6 +354,7 @@ def load_fashion_mnist(
         sha256: file name -> expected SHA-256 for downloads; defaults to
             `FASHION_MNIST_SHA256`.
         timeout: socket timeout in seconds per download.
+        download: fetch the files when no folder holds them; False raises instead.
 
     Returns:
         x_train (60000, 1, 28, 28) float32 in [0, 1], y_train (60000,) int64,
@@ -316,21 +363,33 @@ def load_fashion_mnist(
 
     Raises:
         ChecksumError, DownloadError: a download did not give the expected file.
-        IdxFormatError, ValueError: a file is malformed or not 28x28 images with labels.
+        FileNotFoundError: download=False and no folder searched holds the four files.
+        IdxFormatError, DataError: a file is malformed or not 28x28 uint8 images with
+            labels in 0..9, a split has no examples, or a file sits where the data folder
+            should be (both ValueErrors; the message names the file).
     """
     if data_dir is not None:
         root = Path(data_dir).expanduser()
-        search = [root / "fashion-mnist", root]
+        named = [root / "fashion-mnist", root]
+        search = list(named)
     else:
         env = os.environ.get(DATA_ENV, "")
         env_root = Path(env).expanduser()
-        search = [env_root / "fashion-mnist", env_root] if env else []
-        search += list(SYSTEM_FASHION_MNIST_DIRS)
+        named = [env_root / "fashion-mnist", env_root] if env else []
+        search = named + list(SYSTEM_FASHION_MNIST_DIRS)
         root = data_root()
+    for folder in named:              # the folders the caller named: a file there is a mistake
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"{folder} is a file; it must be a folder to hold the data set")
     for folder in search:
         found = _find_idx_files(folder)
         if found is not None:
             return _load_idx_set(found)
+    if not download:
+        _check_folder(root / "fashion-mnist")
+        raise FileNotFoundError(
+            f"Fashion-MNIST not found: none of {', '.join(map(str, search))} holds "
+            f"the four IDX files ({', '.join(IDX_FILES)}, or gunzipped), and download=False")
     paths = _fetch_idx_set(
         root / "fashion-mnist",
         _mirrors(base_url, "fashion-mnist", FASHION_MNIST_MIRRORS),

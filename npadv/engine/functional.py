@@ -52,11 +52,19 @@ def cross_entropy(logits, y, reduction: str = "mean") -> Tensor:
 
     logits: (N, K) float; y: (N,) int in [0, K). reduction: "mean" | "sum" | "none" (-> (N,)).
     The gradient is (softmax − onehot(y)), scaled by the reduction.
+
+    Raises ValueError for K = 0, and for an empty batch (N = 0) with reduction "mean",
+    whose mean over no examples is undefined ("sum" gives 0 and "none" a (0,) array).
     """
     logits = as_tensor(logits)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy expects logits of shape (N, K), got {logits.shape}")
     n, k = logits.shape
+    if k == 0:
+        raise ValueError(f"cross_entropy needs at least one class, got logits {logits.shape}")
+    if n == 0 and reduction == "mean":
+        raise ValueError(f"cross_entropy: empty batch (logits {logits.shape}); the mean "
+                         "over 0 examples is undefined")
     y = check_labels(y, k, n)
     logp = _log_softmax(logits.data)
     rows = np.arange(n)

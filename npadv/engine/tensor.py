@@ -71,11 +71,19 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return g
 
 
+# dtype kinds a Tensor holds: floats (differentiable), signed and unsigned ints (indices,
+# labels) and bools (made float32 unless a dtype is given). Complex numbers, strings,
+# objects, records and dates are refused: no op computes with them or differentiates them.
+_TENSOR_KINDS = "fiub"
+
+
 def _as_array(data, dtype=None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
     arr = np.asarray(data, dtype=dtype)
-    if dtype is None and arr.dtype.kind in "fc" and not isinstance(data, np.ndarray):
+    if arr.dtype.kind not in _TENSOR_KINDS:
+        raise TypeError(f"Tensor data must be float, int or bool, got dtype {arr.dtype}")
+    if dtype is None and arr.dtype.kind == "f" and not isinstance(data, np.ndarray):
         arr = arr.astype(DEFAULT_DTYPE)  # Python floats and lists become float32
     if dtype is None and arr.dtype.kind == "b":
         arr = arr.astype(DEFAULT_DTYPE)
@@ -86,6 +94,7 @@ class Tensor:
     """An ndarray with a gradient.
 
     data: any shape; float32 by default (a float64 ndarray stays float64), ints for indices.
+    Raises TypeError for data of another kind (complex, str, object, ...), naming its dtype.
     """
 
     __array_priority__ = 100  # so ndarray + Tensor calls Tensor.__radd__

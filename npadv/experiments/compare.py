@@ -2,7 +2,6 @@
 evaluate every row by the same cascade, and `npadv demo` on top."""
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -11,7 +10,8 @@ import numpy as np
 
 from ..attacks.evaluate import Attack, evaluate
 from ..data.batches import Batches
-from ..methods import build_method
+from ..files import write_json
+from ..methods import accepted, build_method, method_class
 from ..models import build_model
 from ..optim import SGD
 from ..training.loop import TrainConfig, train
@@ -20,12 +20,18 @@ from .report import plot_comparison, report
 from .verdicts import verdicts
 
 
+def _method(entry: Entry, eps: float):
+    """The entry's method at the comparison's ε (for methods that have an ε)."""
+    takes_eps = "eps" in accepted(method_class(entry.method))
+    return build_method(entry.method, **entry.flags, **({"eps": eps} if takes_eps else {}))
+
+
 def seconds_per_epoch(entry: Entry, data, eps: float, model_name: str, batch_size: int,
                       seed: int, probe: int = 3) -> float:
     """Time `probe` minibatch steps of the method on a throwaway model; scale to an epoch."""
     x_train, y_train = data[0], data[1]
     model = build_model(model_name, seed=seed)
-    method = build_method(entry.method, eps=eps, **entry.flags)
+    method = _method(entry, eps)
     optimizer = SGD(model.parameters(), 0.01, momentum=0.9)
     batches = Batches(x_train, y_train, batch_size, seed=seed)
     steps = iter(batches.epoch(0))
@@ -58,7 +64,7 @@ def run_entry(entry: Entry, data, eps: float, budget: float | None, model_name: 
     else:
         epochs = entry.epochs
     model = build_model(model_name, seed=seed)
-    method = build_method(entry.method, eps=eps, **entry.flags)
+    method = _method(entry, eps)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, eval_size=check_size,
                          eval_eps=eps, eval_steps=10)
     slug = re.sub(r"[^a-z0-9]+", "-", entry.label.lower()).strip("-")
@@ -119,7 +125,7 @@ def compare(entries: list[Entry], data, eps: float = 0.1, budget: float | None =
                "evaluation": " → ".join(a.label for a in attacks) + " (cascade, worst case)",
                "wall_time": time.perf_counter() - t0, "rows": rows}
     if out is not None:
-        (out / "comparison.json").write_text(json.dumps(summary, indent=2))
+        write_json(out / "comparison.json", summary)
         plot_comparison(summary, out / "comparison.png")
     return summary
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..files import atomic_output, atomic_write
+
 
 def format_table(summary: dict) -> str:
     """The comparison as a Markdown table (also readable as plain text)."""
@@ -24,7 +26,7 @@ def report(summary: dict, out: str | Path | None = None) -> None:
           f"on {summary['n_eval']} test images; wall time {summary['wall_time']:.0f} s\n")
     print(format_table(summary))
     if out is not None:
-        (Path(out) / "table.md").write_text(format_table(summary) + "\n")
+        atomic_write(Path(out) / "table.md", format_table(summary) + "\n")
 
 
 def plot_comparison(summary: dict, path: Path) -> bool:
@@ -54,6 +56,9 @@ def plot_comparison(summary: dict, path: Path) -> bool:
     if summary.get("title"):
         ax.set_title(summary["title"], fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_output(path) as tmp:     # keeps path's suffix, savefig's format
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
     return True

@@ -118,6 +118,15 @@ def _arrays(inputs: Sequence, float64_only: bool) -> list[np.ndarray]:
     return arrays
 
 
+def _call(f, tensors: Sequence[Tensor]) -> Tensor:
+    """f(*tensors), which must be a Tensor; TypeError naming what f returned otherwise."""
+    out = f(*tensors)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"f must return a Tensor (npadv.Tensor) computed by engine ops, got "
+                        f"{type(out).__name__}")
+    return out
+
+
 def _tolerances(arrays, rtol, atol) -> tuple[float, float]:
     default = TOLERANCES[np.result_type(*arrays)]
     return (default[0] if rtol is None else rtol), (default[1] if atol is None else atol)
@@ -126,7 +135,7 @@ def _tolerances(arrays, rtol, atol) -> tuple[float, float]:
 def _backprop(f, arrays: list[np.ndarray], v: np.ndarray) -> list[np.ndarray]:
     """∇ of ⟨v, f(inputs)⟩ with respect to each input, in the inputs' dtypes."""
     tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
-    f(*tensors).backward(v)
+    _call(f, tensors).backward(v)
     grads = []
     for i, (t, a) in enumerate(zip(tensors, arrays, strict=True)):
         g = np.zeros_like(a) if t.grad is None else np.asarray(t.grad)
@@ -172,7 +181,7 @@ class _Line:
     def out(self, t: float) -> np.ndarray:
         if t not in self.outputs:
             inputs = [Tensor(np.asarray(a + t * d)) for a, d in zip(self.x, self.u, strict=True)]
-            self.outputs[t] = np.asarray(self.f(*inputs).data, dtype=np.float64).ravel()
+            self.outputs[t] = np.asarray(_call(self.f, inputs).data, dtype=np.float64).ravel()
         return self.outputs[t]
 
     def differences(self, v: np.ndarray, s: float) -> _Differences:
@@ -249,7 +258,8 @@ class _Cotangent:
         self.f, self.arrays, self.v = f, arrays, v
         self.grads = _backprop(f, arrays, v)
         self.x = [a.astype(np.float64) for a in arrays]
-        self.at_zero = np.asarray(f(*[Tensor(a) for a in self.x]).data, np.float64).ravel()
+        self.at_zero = np.asarray(_call(f, [Tensor(a) for a in self.x]).data,
+                                  np.float64).ravel()
 
     def line(self, u: list[np.ndarray]) -> _Line:
         return _Line(self.f, self.x, self.v, u, self.at_zero)
@@ -297,12 +307,12 @@ def assert_gradients(f: Callable[..., Tensor], *inputs, rtol: float | None = Non
     by element. inputs: float32 or float64 arrays (or Tensors); f is evaluated on float64
     copies for the differences. kinks: "skip" elements where φ has a kink within the step
     (after trying smaller steps), or "compare" every element at step h. Raises
-    GradcheckError at the first wrong element.
+    GradcheckError at the first wrong element, TypeError if f returns no Tensor.
     """
     _check_kinks(kinks)
     arrays = _arrays(inputs, float64_only=False)
     rtol, atol = _tolerances(arrays, rtol, atol)
-    out = f(*[Tensor(a) for a in arrays])
+    out = _call(f, [Tensor(a) for a in arrays])
     cot = _Cotangent(f, arrays, np.random.default_rng(seed).standard_normal(out.shape))
     checked = skipped = 0
     for i, (a, g) in enumerate(zip(arrays, cot.grads, strict=True)):
@@ -339,13 +349,14 @@ def assert_vjp(f: Callable[..., Tensor], *inputs, directions: int = 3,
     random cotangents v. For each v: a random u for each input; with ties=True also u
     equal on equal values and 0 on exact zeros, for each input and for all inputs at once.
     kinks: "skip" directions along which φ has a kink within the step (after trying smaller
-    steps), or "compare" every direction at step h.
+    steps), or "compare" every direction at step h. Raises GradcheckError for a wrong
+    VJP, TypeError if f returns no Tensor.
     """
     _check_kinks(kinks)
     arrays = _arrays(inputs, float64_only=False)
     rtol, atol = _tolerances(arrays, rtol, atol)
     rng = np.random.default_rng(seed)
-    out = f(*[Tensor(a) for a in arrays])
+    out = _call(f, [Tensor(a) for a in arrays])
     checked = skipped = 0
     for k in range(directions):
         cot = _Cotangent(f, arrays, rng.standard_normal(out.shape))

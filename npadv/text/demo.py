@@ -36,7 +36,6 @@ threadpoolctl is installed the demo limits BLAS to one thread (recorded in the J
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, replace
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import write_json
 from .methods import FGM, TEXT_EPS, TextFreeLB, TextNatural, TextPGD
 from .task import DEFAULT_TASK, make_text_task
 from .train import TextTrainConfig, build_text_model, one_blas_thread, train_text
@@ -134,8 +134,6 @@ def run_text_demo(quick: bool = False, seeds: int = 3, out: str | None = "runs/t
         "runs": runs, "summary": summary, "table": table,
         "total_time": total_time, "total_cpu": total_cpu}
     if out:
-        path = Path(out) / "text_demo.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2))
+        path = write_json(Path(out) / "text_demo.json", record)
         print(f"wrote {path}")
     return record

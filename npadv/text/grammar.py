@@ -239,16 +239,20 @@ def _seed_sequence(seed) -> np.random.SeedSequence:
     return np.random.SeedSequence(seed)
 
 
+def _is_int(value) -> bool:
+    """An int or NumPy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _generate(n: int, seed_seq: np.random.SeedSequence, label_noise: float,
-              form_weights: Mapping[str, float] | None, n_sentiment_words: int
-              ) -> tuple[list[str], np.ndarray]:
-    if not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+              form_weights: Mapping[str, float] | None, n_sentiment_words: int,
+              n_name: str = "n") -> tuple[list[str], np.ndarray]:
+    if not _is_int(n) or n < 0:
+        raise ValueError(f"{n_name} must be a non-negative integer, got {n!r}")
     if not 0.0 <= label_noise <= 1.0:
         raise ValueError(f"label_noise must be a probability in [0, 1], got {label_noise!r}")
     limit = min(len(POSITIVE_WORDS), len(NEGATIVE_WORDS))
-    if not isinstance(n_sentiment_words, (int, np.integer)) or not (
-            1 <= n_sentiment_words <= limit):
+    if not _is_int(n_sentiment_words) or not (1 <= n_sentiment_words <= limit):
         raise ValueError(f"n_sentiment_words must be an integer in [1, {limit}], got "
                          f"{n_sentiment_words!r}")
     weights = _form_weights(form_weights)
@@ -304,7 +308,8 @@ def make_sentiment_splits(n_train: int, n_test: int, seed: int = 0, label_noise:
     are always the clean rule labels.
     """
     train_seq, test_seq = _seed_sequence(seed).spawn(2)
-    train = _generate(n_train, train_seq, label_noise, form_weights, n_sentiment_words)
-    test = _generate(n_test, test_seq, 0.0, form_weights, n_sentiment_words)
+    train = _generate(n_train, train_seq, label_noise, form_weights, n_sentiment_words,
+                      "n_train")
+    test = _generate(n_test, test_seq, 0.0, form_weights, n_sentiment_words, "n_test")
     return train, test
 

@@ -16,8 +16,10 @@ Classification", ICLR 2017 (Sec. 3):
 
     The reference code divides g by max|g| before taking the norm and adds 1e-6 inside the
     square root. We keep the first (it only rescales g, so it changes nothing but the
-    range of the intermediate numbers) and drop the second, so ‖r‖₂ = ε exactly for g ≠ 0
-    (`npadv.attacks.fgsm.l2_normalize`); an example with g = 0 gets r = 0.
+    range of the intermediate numbers) and drop the second, so ‖r‖₂ = ε for g ≠ 0 up to
+    rounding (`npadv.attacks.fgsm.l2_normalize`); an example with g = 0 gets r = 0.
+    `fgm_perturbation`, which returns r, also pulls an r that rounding left just outside
+    the ball back in; the FGM step trains at e + ε·g/‖g‖₂ as computed.
 
 PGD-K on embeddings: Madry, Makelov, Schmidt, Tsipras, Vladu, "Towards Deep Learning
 Models Resistant to Adversarial Attacks", ICLR 2018, with the L2 ball and no box:
@@ -40,13 +42,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..attacks.arguments import check_count
 from ..attacks.fgsm import l2_normalize
 from ..attacks.gradients import input_gradient
-from ..attacks.projections import Ball, norm_per_example, per_example, steepest_step
+from ..attacks.projections import (
+    Ball,
+    check_radius,
+    norm_per_example,
+    per_example,
+    steepest_step,
+)
 from ..engine import Tensor, as_tensor
 from ..engine import functional as F
 from ..training.freelb import FreeLB, freelb_step
-from ..training.method import Method, StepFollowsEps
+from ..training.method import Method, StepFollowsEps, check_eps
 
 
 def _head(model, mask: np.ndarray):
@@ -76,9 +85,15 @@ def fgm_perturbation(model, ids: np.ndarray, mask: np.ndarray, y: np.ndarray, ep
         e: (B, T, d) embeddings to use instead of model.embed(ids) (optional).
 
     Returns:
-        r: (B, T, d) in the embeddings' dtype; 0 at padded positions, ‖r_i‖₂ = ε for every
-        example with g_i ≠ 0 and r_i = 0 otherwise. Parameter gradients are untouched.
+        r: (B, T, d) in the embeddings' dtype; 0 at padded positions, ‖r_i‖₂ = ε up to the
+        rounding of the embeddings' dtype for every example with g_i ≠ 0 (the r of FGM's
+        training step, line F2, the same numbers), and r_i = 0 otherwise. Parameter
+        gradients are untouched.
+
+    Raises:
+        ValueError: eps is not a finite number >= 0 (see `check_radius`).
     """
+    check_radius(eps, "eps")
     e = model.embed(ids).data if e is None else np.asarray(e)
     _, g, _ = input_gradient(_head(model, mask), e, y)                   # F1: g = ∇_e L
     return eps * l2_normalize(g, _keep(mask, g.dtype))                   # F2
@@ -103,10 +118,16 @@ def pgd_embedding(model, ids: np.ndarray, mask: np.ndarray, y: np.ndarray, eps: 
     Returns:
         δ: (B, T, d) in the embeddings' dtype, ‖δ_i‖₂ ≤ ε, exactly 0 at padded positions.
         K passes (forward and backward through the head), no parameter gradient.
+
+    Raises:
+        ValueError: eps or alpha is not a finite number >= 0 (see `check_radius`), or
+            steps is not an integer >= 0.
     """
+    check_radius(eps, "eps")
+    check_count(steps, "steps", 0)
+    if alpha is not None:
+        check_radius(alpha, "alpha")
     e = model.embed(ids).data if e is None else np.asarray(e)
-    if steps < 0 or eps < 0:
-        raise ValueError(f"PGD needs steps >= 0 and eps >= 0, got {steps} and {eps}")
     alpha = 2.5 * eps / max(steps, 1) if alpha is None else alpha
     keep = np.broadcast_to(_keep(mask, e.dtype), e.shape)
     head = _head(model, mask)
@@ -163,8 +184,7 @@ class FGM(Method):
     summary = "one pass for ∇_e L, then a pass at e + ε·g/‖g‖₂, both losses summed; 2 passes"
 
     def __init__(self, eps: float = TEXT_EPS):
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
+        check_eps(eps)
         self.eps = eps
 
     def step(self, model, optimizer, ids: np.ndarray, mask: np.ndarray, y: np.ndarray,
@@ -200,8 +220,8 @@ class TextPGD(StepFollowsEps, Method):
 
     def __init__(self, eps: float = TEXT_EPS, steps: int = 3, alpha: float | None = None,
                  random_start: bool = False):
-        if eps < 0 or steps < 0:
-            raise ValueError(f"PGD needs steps >= 0 and eps >= 0, got {steps} and {eps}")
+        check_eps(eps)
+        steps = check_count(steps, "steps", 0)
         self.eps, self.steps, self.random_start = eps, steps, random_start
         self.set_alpha(alpha, 2.5 / max(steps, 1))
 
@@ -234,6 +254,7 @@ class TextFreeLB(FreeLB):
 
     def __init__(self, eps: float = TEXT_EPS, K: int = 3, alpha: float | None = None,
                  sigma: float = 0.0, max_norm: float | None = None):
+        check_eps(eps)
         super().__init__(K, eps / 2 if alpha is None else alpha, sigma,
                          eps if max_norm is None else max_norm, lo=None, hi=None)
 

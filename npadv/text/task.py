@@ -71,6 +71,8 @@ class TextTask:
         self.test_y = check_labels(self.test_y, len(self.test_ids), "test sentences")
         if len(self.train_y) == 0:
             raise ValueError("the text task has no training sentences")
+        if len(self.test_y) == 0:
+            raise ValueError("the text task has no test sentences")
         if min(self.train_y.min(), self.test_y.min(initial=0)) < 0:
             raise ValueError("text labels must be 0..C−1, got a negative label")
 
@@ -110,7 +112,16 @@ def _task(s_tr, y_tr, s_te, y_te, settings: dict) -> TextTask:
 def make_text_task(n_train: int = 1000, n_test: int = 1000, data_seed: int = 0,
                    form_weights: Mapping[str, float] | None = None,
                    n_sentiment_words: int = 6) -> TextTask:
-    """The synthetic sentiment task (npadv.text.grammar)."""
+    """The synthetic sentiment task (npadv.text.grammar).
+
+    Raises:
+        ValueError: `n_train` or `n_test` is not an int >= 1 (bools are refused), or an
+            argument of `make_sentiment_splits` is out of its range.
+    """
+    for name, value in (("n_train", n_train), ("n_test", n_test)):
+        if (not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_))
+                or value < 1):
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     (s_tr, y_tr), (s_te, y_te) = make_sentiment_splits(
         n_train, n_test, seed=data_seed, form_weights=form_weights,
         n_sentiment_words=n_sentiment_words)
@@ -139,18 +150,25 @@ def _batches(ids_list, y, batch_size: int):
     return iterate_text_batches(ids_list, np.asarray(y), batch_size, shuffle=False)
 
 
+def _check_not_empty(y) -> None:
+    if len(y) == 0:
+        raise ValueError("accuracy on an empty set of sentences is undefined")
+
+
 def accuracy(model, ids_list, y, batch_size: int = 500) -> float:
     """Clean accuracy on (ids_list, y), model in eval mode for the call."""
+    _check_not_empty(y)
     correct = 0
     with evaluating(model), no_grad():
         for ids, mask, yb in _batches(ids_list, y, batch_size):
             correct += int((model(ids, mask).data.argmax(axis=1) == yb).sum())
-    return correct / max(len(y), 1)
+    return correct / len(y)
 
 
 def pgd_accuracy(model, ids_list, y, eps: float, steps: int = 10,
                  batch_size: int = EVAL_BATCH) -> float:
     """Accuracy under L2 PGD on the embeddings, model in eval mode for the call."""
+    _check_not_empty(y)
     correct = 0
     with evaluating(model):
         for ids, mask, yb in _batches(ids_list, y, batch_size):
@@ -158,4 +176,4 @@ def pgd_accuracy(model, ids_list, y, eps: float, steps: int = 10,
             delta = pgd_embedding(model, ids, mask, yb, eps, steps, early_stop=True, e=e)
             with no_grad():
                 correct += int((model.head(e + delta, mask).data.argmax(axis=1) == yb).sum())
-    return correct / max(len(y), 1)
+    return correct / len(y)

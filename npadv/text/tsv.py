@@ -30,6 +30,7 @@ class TextFormatError(ValueError):
 
 
 _INT_RE = re.compile(r"[+-]?[0-9]+")
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 def read_tsv(path: str | os.PathLike, sentence_column: str = "sentence",
@@ -53,7 +54,8 @@ def read_tsv(path: str | os.PathLike, sentence_column: str = "sentence",
         file or blank header (line 1); a header without the sentence or label column, or
         with a duplicated column name (line 1); an empty line between rows; a row whose
         number of fields differs from the header's; an empty sentence; a non-integer
-        label; a header with no rows ("no examples", reported at line 2).
+        label or one outside the int64 range; a header with no rows ("no examples",
+        reported at line 2).
     """
     path = Path(path)
     raw_lines = path.read_bytes().split(b"\n")
@@ -98,8 +100,12 @@ def read_tsv(path: str | os.PathLike, sentence_column: str = "sentence",
             raise TextFormatError(path, lineno, f"empty {sentence_column!r} field")
         if not _INT_RE.fullmatch(label):
             raise TextFormatError(path, lineno, f"label {label!r} is not an integer")
+        value = int(label)
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise TextFormatError(path, lineno, f"label {label!r} is out of the int64 range "
+                                                f"[{_INT64_MIN}, {_INT64_MAX}]")
         sentences.append(sentence)
-        labels.append(int(label))
+        labels.append(value)
     if not sentences:
         raise TextFormatError(path, 2, "no examples: the file has a header but no rows")
     return sentences, np.array(labels, dtype=np.int64)

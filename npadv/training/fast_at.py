@@ -32,7 +32,14 @@ from ..attacks.pgd import pgd
 from ..attacks.projections import Ball
 from ..nn import evaluating
 from .common import loss_backward
-from .method import IMAGE_EPS, Method, StepFollowsEps
+from .method import (
+    IMAGE_EPS,
+    Method,
+    StepFollowsEps,
+    check_count,
+    check_eps,
+    check_radius,
+)
 
 
 class FastAT(StepFollowsEps, Method):
@@ -63,9 +70,19 @@ class FastAT(StepFollowsEps, Method):
                  hi: float | None = 1.0, guard: bool = True, guard_margin: float = 0.2,
                  guard_n: int = 256, guard_steps: int = 10, guard_seed: int = 0,
                  guard_eps: float | None = None):
-        """alpha: the FGSM step at this ε (default 1.25ε)."""
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
+        """alpha: the FGSM step at this ε (default 1.25ε).
+
+        Raises ValueError for a radius or step that is not a finite number >= 0 (see
+        `check_radius`), a guard count or seed that is not an integer in range, or an α/ε
+        that overflows.
+        """
+        check_eps(eps)
+        check_radius(guard_margin, "guard_margin")
+        check_count(guard_n, "guard_n", 1)
+        check_count(guard_steps, "guard_steps", 0)
+        check_count(guard_seed, "guard_seed", 0)
+        if guard_eps is not None:
+            check_radius(guard_eps, "guard_eps")
         self.eps, self.lo, self.hi = eps, lo, hi
         self.set_alpha(alpha, 1.25)
         self.guard, self.guard_margin, self.guard_n = guard, guard_margin, guard_n
@@ -124,7 +141,10 @@ class FastAT(StepFollowsEps, Method):
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        self.best_acc = float(state.get("best_acc", -np.inf))
+        """The inverse of state_dict. A best_acc that is missing or None (strict JSON's null
+        for a value that is not finite) is -inf: no guard check has run yet."""
+        best_acc = state.get("best_acc")
+        self.best_acc = -np.inf if best_acc is None else float(best_acc)
         self.best_epoch = int(state.get("best_epoch", 0))
         prefix = "best_weights."
         weights = {k[len(prefix):]: np.array(v) for k, v in state.items() if k.startswith(prefix)}

@@ -22,7 +22,7 @@ from ..attacks.projections import Ball
 from ..engine import Tensor
 from ..engine import functional as F
 from .common import loss_backward
-from .method import IMAGE_EPS, Method
+from .method import IMAGE_EPS, Method, check_eps
 
 
 class FGSMAT(Method):
@@ -40,9 +40,8 @@ class FGSMAT(Method):
 
     def __init__(self, eps: float = IMAGE_EPS, c: float = 0.5, lo: float | None = 0.0,
                  hi: float | None = 1.0):
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
-        if not 0 <= c <= 1:
+        check_eps(eps)
+        if isinstance(c, (bool, np.bool_)) or not 0 <= c <= 1:
             raise ValueError(f"the clean-loss weight c must be in [0, 1], got {c}")
         self.eps, self.c, self.lo, self.hi = eps, c, lo, hi
 

@@ -30,7 +30,7 @@ import numpy as np
 from ..engine import Tensor
 from ..engine import functional as F
 from .common import box_delta, clip_box
-from .method import IMAGE_EPS, Method
+from .method import IMAGE_EPS, Method, check_count, check_eps
 
 
 class FreeAT(Method):
@@ -52,10 +52,8 @@ class FreeAT(Method):
 
     def __init__(self, eps: float = IMAGE_EPS, replays: int = 8, lo: float | None = 0.0,
                  hi: float | None = 1.0):
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
-        if replays < 1:
-            raise ValueError(f"replays (m) must be >= 1, got {replays}")
+        check_eps(eps)
+        replays = check_count(replays, "replays", 1)
         self.eps, self.replays, self.lo, self.hi = eps, replays, lo, hi
         self.delta: np.ndarray | None = None
 

@@ -44,7 +44,7 @@ from ..attacks.projections import norm_per_example, per_example
 from ..engine import Tensor, as_tensor
 from ..engine import functional as F
 from .common import box_delta
-from .method import Method
+from .method import Method, check_count, check_radius
 
 Perturbable = np.ndarray | Tensor | Callable[[], Tensor]
 
@@ -74,8 +74,9 @@ def freelb_step(head, e: Perturbable, y: np.ndarray, optimizer, K: int, alpha: f
     Returns:
         The mean of the K losses, i.e. the objective whose gradient g is.
     """
-    if K < 1:
-        raise ValueError(f"FreeLB needs K >= 1 ascent steps, got {K}")
+    K = check_count(K, "K", 1)
+    for name, value in (("alpha", alpha), ("sigma", sigma), ("max_norm", max_norm)):
+        check_radius(value, name)
     embed = e if callable(e) else None
     e_t = as_tensor(embed() if embed is not None else e)
     shape, ndim = e_t.shape, e_t.ndim
@@ -146,11 +147,10 @@ class FreeLB(Method):
 
     def __init__(self, K: int = 3, alpha: float = 0.5, sigma: float = 0.0,
                  max_norm: float = 0.0, lo: float | None = 0.0, hi: float | None = 1.0):
-        if K < 1:
-            raise ValueError(f"FreeLB needs K >= 1, got {K}")
-        if alpha < 0 or sigma < 0 or max_norm < 0:
-            raise ValueError(f"alpha, sigma and max_norm must be >= 0, got {alpha}, {sigma}, "
-                             f"{max_norm}")
+        K = check_count(K, "K (freelb_k)", 1)
+        check_radius(alpha, "alpha (adv_lr)")
+        check_radius(sigma, "sigma (adv_init_mag)")
+        check_radius(max_norm, "max_norm (adv_max_norm)")
         self.K, self.alpha, self.sigma, self.max_norm = K, alpha, sigma, max_norm
         self.lo, self.hi = lo, hi
 

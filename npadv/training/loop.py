@@ -75,13 +75,22 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)  # free-form, recorded in logs and checkpoints
 
     def __post_init__(self):
+        counts = ("epochs", "batch_size", "seed", "eval_size", "eval_steps", "eval_restarts",
+                  "eval_every")
+        numbers = ("lr", "momentum", "weight_decay", "eps_ramp", "eval_eps")
+        for name in counts + numbers:
+            value = getattr(self, name)
+            kinds = (int, np.integer) if name in counts else (int, float, np.integer, np.floating)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds):
+                what = "an integer" if name in counts else "a number"
+                raise ValueError(f"{name} = {value!r} must be {what}")
+            if not np.isfinite(value):
+                raise ValueError(f"{name} = {value!r} must be finite")
         checks = [("epochs", self.epochs >= 1), ("batch_size", self.batch_size >= 1),
-                  ("lr", np.isfinite(self.lr) and self.lr > 0),
+                  ("seed", self.seed >= 0), ("lr", self.lr > 0),
                   ("momentum", 0 <= self.momentum < 1),
-                  ("weight_decay", np.isfinite(self.weight_decay) and self.weight_decay >= 0),
-                  ("eps_ramp", np.isfinite(self.eps_ramp) and self.eps_ramp >= 0),
-                  ("eval_size", self.eval_size >= 1),
-                  ("eval_eps", np.isfinite(self.eval_eps) and self.eval_eps >= 0),
+                  ("weight_decay", self.weight_decay >= 0), ("eps_ramp", self.eps_ramp >= 0),
+                  ("eval_size", self.eval_size >= 1), ("eval_eps", self.eval_eps >= 0),
                   ("eval_steps", self.eval_steps >= 0), ("eval_restarts", self.eval_restarts >= 1),
                   ("eval_every", self.eval_every >= 0)]
         bad = [name for name, ok in checks if not ok]
@@ -113,26 +122,40 @@ def make_schedule(config: TrainConfig, epochs: int):
 
 
 def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> float:
-    """Clean accuracy of model on (x, y), in eval mode (the mode is restored)."""
+    """Clean accuracy of model on (x, y), in eval mode (the mode is restored).
+
+    Raises ValueError for an empty set, whose accuracy is undefined."""
+    if len(x) == 0 or len(y) == 0:
+        raise ValueError("cannot measure accuracy on an empty evaluation set")
     with evaluating(model):
         hits = [correct(model, x[i:i + batch_size], y[i:i + batch_size])
                 for i in range(0, len(x), batch_size)]
-    return float(np.concatenate(hits).mean()) if hits else 0.0
+    return float(np.concatenate(hits).mean())
 
 
 def pgd_accuracy(model, x, y, eps: float, steps: int = 10, restarts: int = 1,
                  seed: int = 0, lo=0.0, hi=1.0) -> float:
-    """Accuracy under L∞ PGD (random start, α = 2.5ε/steps), model in eval mode."""
+    """Accuracy under L∞ PGD (random start, α = 2.5ε/steps), model in eval mode.
+
+    Raises ValueError for an empty set, whose accuracy is undefined."""
+    if len(x) == 0 or len(y) == 0:
+        raise ValueError("cannot measure accuracy under PGD on an empty evaluation set")
     with evaluating(model):
         x_adv = pgd(model, x, y, eps, steps=steps, restarts=restarts, rng=seed, lo=lo, hi=hi)
     return accuracy(model, x_adv, y)
 
 
 def check_training_data(x: np.ndarray, y: np.ndarray, num_classes: int = 10) -> np.ndarray:
-    """Refuse NaN/inf inputs and out-of-range labels before any step is taken."""
+    """Refuse an empty training set, NaN/inf or non-numeric inputs and out-of-range labels
+    before any step is taken. Returns the labels as int64."""
     if len(x) != len(y):
         raise ValueError(f"training inputs and labels differ in length: {len(x)} vs {len(y)}")
-    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if len(x) == 0:
+        raise ValueError("the training set is empty (0 examples)")
+    values = np.asarray(x)
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"training inputs must be numbers, got dtype {values.dtype}")
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
     if bad.any():
         raise ValueError(f"training inputs contain NaN or inf in {int(bad.sum())} examples "
                          f"(first at index {int(np.argmax(bad))})")
@@ -162,6 +185,10 @@ class ImageData:
                  hi: float | None = 1.0, name: str | None = None):
         x_train, y_train, x_test, y_test = data
         self.train_set = (x_train, check_training_data(x_train, y_train, num_classes))
+        if len(x_test) == 0 or len(x_test) != len(y_test):
+            raise ValueError(f"the test set needs examples and one label each (an empty "
+                             f"evaluation set has no accuracy), got {len(x_test)} inputs and "
+                             f"{len(y_test)} labels")
         self.test_set = (x_test, np.asarray(y_test))
         self.lo, self.hi = lo, hi
         self.settings = {"dataset": name, "train_sha256": fingerprint(*self.train_set),
@@ -258,24 +285,44 @@ def resume_run(run: Run) -> list[dict]:
     """Load the run's checkpoint into model, optimiser and method; return its history.
 
     Refuses a missing checkpoint and any setting that differs from the stored one (more
-    epochs under the constant schedule excepted). Rewrites the log from the checkpoint's
-    history, so an interrupted epoch leaves neither a duplicate nor a gap.
+    epochs under the constant schedule excepted): ResumeError. Refuses a checkpoint whose
+    epoch count and history disagree, whose records are not the loop's, or whose weights,
+    optimiser state or method state do not fit this run (names, shapes, dtypes, NaN/inf):
+    CheckpointError. All is checked before anything is loaded. Rewrites the log from the
+    checkpoint's history (atomically), so an interrupted epoch leaves neither a duplicate
+    nor a gap.
     """
+    import copy
+
+    from ..checkpoint import check_history, check_state, check_weights
+    from ..files import atomic_write, strict_json
+
     path = run.checkpoint_path
     if path is None or not path.exists():
         raise ResumeError(f"nothing to resume: no checkpoint at {path}")
     parts, meta = load_checkpoint(path, required=("model", "method", "epoch", "history"))
-    _check_same_settings(run, meta, path)
+    source = f"checkpoint {path}"
+    history = check_history(meta, source)
+    as_stored = copy.copy(run)      # the settings as saved: strict JSON, null for not finite
+    as_stored.settings = json.loads(strict_json(run.settings))
+    _check_same_settings(as_stored, json.loads(strict_json(meta)), path)
     _check_same_data(run, parts.get("data", {}), path)
-    load_weights(run.model, parts.get("model", {}), f"checkpoint {path}")
+    check_weights(parts.get("model", {}), run.model.state_dict(), source)
+    optimizer_state, method_state = parts.get("optimizer", {}), parts.get("method", {})
+    check_state(optimizer_state, run.optimizer.state_dict(), f"{source}: optimiser state")
+    if optimizer_state["steps"] < 0 or optimizer_state["lr"] < 0:
+        raise CheckpointError(f"{source}: optimiser state: steps {optimizer_state['steps']} "
+                              f"and lr {optimizer_state['lr']} must be >= 0")
+    check_state(method_state, run.method.state_dict(), f"{source}: method state",
+                complete=False)
+    load_weights(run.model, parts.get("model", {}), source)
     try:
-        run.optimizer.load_state_dict(parts.get("optimizer", {}))
-        run.method.load_state_dict(parts.get("method", {}))
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path}: optimiser or method state: {e}") from e
-    history = meta["history"][:meta["epoch"]]
+        run.optimizer.load_state_dict(optimizer_state)
+        run.method.load_state_dict(method_state)
+    except (KeyError, ValueError, TypeError, IndexError) as e:
+        raise CheckpointError(f"{source}: optimiser or method state: {e}") from e
     if run.log_path is not None:               # the log says what the checkpoint says
-        run.log_path.write_text("".join(json.dumps(r) + "\n" for r in history))
+        atomic_write(run.log_path, "".join(strict_json(r) + "\n" for r in history))
     return history
 
 
@@ -382,7 +429,8 @@ def evaluate_epoch(run: Run, epoch: int, losses, seconds: tuple[float, float], m
 
 
 def save_run(run: Run, history: list[dict]) -> None:
-    """Checkpoint model, optimiser and method with the settings and the history so far."""
+    """Checkpoint model, optimiser and method with the settings and the history so far
+    (atomically; the metadata in strict JSON, see npadv.checkpoint.save_checkpoint)."""
     if run.checkpoint_path is None:
         return
     parts = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
@@ -393,11 +441,18 @@ def save_run(run: Run, history: list[dict]) -> None:
 
 
 def append_log(run: Run, record: dict) -> None:
-    """One JSON line per epoch in the log (after the checkpoint, so the log never runs ahead)."""
+    """One JSON line per epoch in the log (after the checkpoint, so the log never runs ahead).
+
+    The log is small, so it is rewritten whole, atomically, with the new line at its end: a
+    failed write (a full disk) leaves the earlier log as it was. Lines are strict JSON
+    (null for a value that is not finite)."""
+    from ..files import atomic_write, strict_json
+
     if run.log_path is not None:
-        run.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(run.log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        earlier = run.log_path.read_bytes() if run.log_path.exists() else b""
+        if earlier and not earlier.endswith(b"\n"):
+            earlier += b"\n"
+        atomic_write(run.log_path, earlier + (strict_json(record) + "\n").encode("utf-8"))
     if run.progress:
         shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()}
         tqdm.write(json.dumps(shown))

@@ -22,9 +22,29 @@ hooks save and restore what the method carries between minibatches, for checkpoi
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from ..attacks.arguments import check_count
+from ..attacks.projections import check_radius
+
+__all__ = ["IMAGE_EPS", "Method", "StepFollowsEps", "check_count", "check_eps", "check_radius"]
+
 IMAGE_EPS = 0.1   # the default L∞ radius of every image method (the papers' MNIST runs use 0.3)
+_MIN_NORMAL = float(np.finfo(np.float64).tiny)      # 2.2e-308; smaller and nonzero: subnormal
+
+
+def check_eps(eps, name: str = "eps") -> float:
+    """A method's radius ε as a float: a usable radius (`check_radius`: finite, >= 0, at
+    most 1e150) that is 0 or at least the smallest normal float64, 2.2e-308, since step
+    sizes are stored as ratios α/ε and dividing by a subnormal overflows. ValueError
+    naming `name` otherwise."""
+    value = check_radius(eps, name)
+    if 0 < value < _MIN_NORMAL:
+        raise ValueError(f"{name} must be 0 or at least {_MIN_NORMAL:.3g} (smaller values "
+                         f"are subnormal and overflow when divided by), got {value:.3g}")
+    return value
 
 
 class Method:
@@ -78,9 +98,21 @@ class StepFollowsEps:
     alpha_ratio: float
 
     def set_alpha(self, alpha: float | None, default_ratio: float) -> None:
-        """α at the target ε (None: default_ratio·ε)."""
-        self.alpha_ratio = alpha / self.eps if alpha is not None and self.eps > 0 \
-            else default_ratio
+        """α at the target ε (None: default_ratio·ε).
+
+        Raises ValueError for an alpha that is not a usable step (see `check_radius`), or
+        one so large against ε that the ratio α/ε overflows.
+        """
+        if alpha is not None:
+            check_radius(alpha, "alpha")
+        if alpha is not None and self.eps > 0:
+            ratio = alpha / self.eps
+            if not math.isfinite(ratio):
+                raise ValueError(f"alpha / eps = {alpha:g} / {self.eps:g} overflows; give a "
+                                 "smaller alpha or a larger eps")
+            self.alpha_ratio = ratio
+        else:
+            self.alpha_ratio = default_ratio
 
     @property
     def alpha(self) -> float:

@@ -20,7 +20,13 @@ import numpy as np
 
 from ..attacks.pgd import pgd
 from .common import loss_backward
-from .method import IMAGE_EPS, Method, StepFollowsEps
+from .method import (
+    IMAGE_EPS,
+    Method,
+    StepFollowsEps,
+    check_count,
+    check_eps,
+)
 
 
 class PGDAT(StepFollowsEps, Method):
@@ -44,10 +50,8 @@ class PGDAT(StepFollowsEps, Method):
     def __init__(self, eps: float = IMAGE_EPS, alpha: float | None = None, steps: int = 10,
                  random_start: bool = True, lo: float | None = 0.0, hi: float | None = 1.0):
         """alpha: the step at this ε (default 2.5ε/K, so K steps can cross the ball)."""
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
-        if steps < 0:
-            raise ValueError(f"steps must be >= 0, got {steps}")
+        check_eps(eps)
+        steps = check_count(steps, "steps", 0)
         self.eps, self.steps, self.random_start = eps, steps, random_start
         self.set_alpha(alpha, 2.5 / max(steps, 1))
         self.lo, self.hi = lo, hi

@@ -29,7 +29,14 @@ from ..attacks.gradients import input_gradient, predict
 from ..attacks.projections import Ball
 from ..engine import Tensor, as_tensor, ops
 from ..engine import functional as F
-from .method import IMAGE_EPS, Method, StepFollowsEps
+from .method import (
+    IMAGE_EPS,
+    Method,
+    StepFollowsEps,
+    check_count,
+    check_eps,
+    check_radius,
+)
 
 
 def kl_divergence(p_logits, q_logits) -> Tensor:
@@ -86,12 +93,9 @@ class TRADES(StepFollowsEps, Method):
     def __init__(self, eps: float = IMAGE_EPS, alpha: float | None = None, steps: int = 10,
                  beta: float = 6.0, lo: float | None = 0.0, hi: float | None = 1.0):
         """alpha: the attack step at this ε (default ε/4)."""
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
-        if steps < 0:
-            raise ValueError(f"steps must be >= 0, got {steps}")
-        if not np.isfinite(beta) or beta < 0:
-            raise ValueError(f"beta must be a finite number >= 0, got {beta}")
+        check_eps(eps)
+        steps = check_count(steps, "steps", 0)
+        check_radius(beta, "beta")
         self.eps, self.steps, self.beta, self.lo, self.hi = eps, steps, beta, lo, hi
         self.set_alpha(alpha, 0.25)
 

@@ -45,7 +45,13 @@ from ..attacks.projections import Ball
 from ..engine import Tensor, grad
 from ..engine import functional as F
 from ..nn import frozen
-from .method import IMAGE_EPS, Method, StepFollowsEps
+from .method import (
+    IMAGE_EPS,
+    Method,
+    StepFollowsEps,
+    check_count,
+    check_eps,
+)
 
 
 def full_pass(f0, g, x_eta: np.ndarray, y: np.ndarray, train_f0: bool = False
@@ -108,10 +114,9 @@ class YOPO(StepFollowsEps, Method):
     def __init__(self, eps: float = IMAGE_EPS, m: int = 5, n: int = 3, alpha: float | None = None,
                  lo: float | None = 0.0, hi: float | None = 1.0):
         """alpha: the η step at this ε (default ε/4, the reference's YOPO-5-3 ratio)."""
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
-        if m < 1 or n < 0:
-            raise ValueError(f"YOPO-m-n needs m >= 1 and n >= 0, got m={m}, n={n}")
+        check_eps(eps)
+        m = check_count(m, "m (yopo_m)", 1)
+        n = check_count(n, "n (yopo_n)", 0)
         self.eps, self.m, self.n, self.lo, self.hi = eps, m, n, lo, hi
         self.set_alpha(alpha, 0.25)
 
