@@ -17,7 +17,7 @@ from ..optim import SGD
 from ..training.loop import TrainConfig, train
 from .plans import DEMO_FULL, DEMO_QUICK, PLANS, Entry, evaluation, reference
 from .report import plot_comparison, report
-from .verdicts import verdicts
+from .verdicts import time_to_robustness, verdicts
 
 
 def _method(entry: Entry, eps: float):
@@ -119,6 +119,7 @@ def compare(entries: list[Entry], data, eps: float = 0.1, budget: float | None =
         if progress:
             print(f"{row['label']}: clean {row['clean_acc']:.3f}, robust {row['robust_acc']:.3f}, "
                   f"{row['train_time']:.1f} s", flush=True)
+    time_to_robustness(rows)
     verdicts(rows)
     summary = {"title": title, "eps": eps, "budget": budget, "model": model_name,
                "seed": seed, "n_train": len(data[0]), "n_eval": min(n_eval, len(data[2])),

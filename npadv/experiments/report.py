@@ -5,18 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..files import atomic_output, atomic_write
+from .verdicts import show_ratio
 
 
 def format_table(summary: dict) -> str:
     """The comparison as a Markdown table (also readable as plain text)."""
-    lines = ["| method | epochs | clean | robust | train s | full passes | GFLOPs | claim |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | epochs | clean | robust | train s | time to robustness | full passes "
+             "| GFLOPs | claim |", "|---|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
         note = " (undertrained)" if r["undertrained"] and not r["reference"] else ""
         stopped = f" (stopped: {r['stopped']})" if r["stopped"] else ""
+        reach = ("—" if r.get("target") is None else "never" if r.get("reach_time") is None
+                 else f"{r['reach_time']:.0f} s ({show_ratio(r['time_ratio'])})")
         lines.append(f"| {r['label']}{note}{stopped} | {r['epochs']} | {r['clean_acc']:.3f} | "
-                     f"{r['robust_acc']:.3f} | {r['train_time']:.1f} | {r['full_passes']} | "
-                     f"{r['gflops']:.0f} | {r.get('verdict', '')} |")
+                     f"{r['robust_acc']:.3f} | {r['train_time']:.1f} | {reach} | "
+                     f"{r['full_passes']} | {r['gflops']:.0f} | {r.get('verdict', '')} |")
     return "\n".join(lines)
 
 
@@ -30,8 +33,9 @@ def report(summary: dict, out: str | Path | None = None) -> None:
 
 
 def plot_comparison(summary: dict, path: Path) -> bool:
-    """Per-epoch PGD-10 check accuracy against cumulative training time, one curve a row.
-    Returns False (and writes nothing) without matplotlib."""
+    """Per-epoch PGD-10 check accuracy against cumulative training time, one curve a row,
+    each row's final evaluation as a star at its end, and the time-to-robustness target as
+    a line. Returns False (and writes nothing) without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -43,12 +47,22 @@ def plot_comparison(summary: dict, path: Path) -> bool:
         t = [c["time"] for c in r["curve"]]
         acc = [c["robust_acc"] for c in r["curve"]]
         style = {"linestyle": "--", "color": "black"} if r["reference"] else {}
-        ax.plot(t, acc, marker="o", markersize=3, label=r["label"], **style)
+        line, = ax.plot(t, acc, marker="o", markersize=3, label=r["label"], **style)
+        ax.plot([t[-1]], [r["robust_acc"]], marker="*", markersize=11, linestyle="none",
+                color=line.get_color())            # the final evaluation, at the end of training
+    target = next((r.get("target") for r in summary["rows"] if r.get("target") is not None),
+                  None)
+    if target is not None:
+        ax.axhline(target, color="grey", linewidth=0.8, linestyle="-.")
+        ax.text(0, target, " within 2 points of the reference", color="grey", fontsize=8,
+                va="bottom")
+    ax.plot([], [], marker="*", markersize=11, linestyle="none", color="grey",
+            label="final evaluation (★)")
     if summary.get("budget"):
         ax.axvline(summary["budget"], color="grey", linewidth=0.8, linestyle=":")
         ax.text(summary["budget"], 0.02, " budget", color="grey", fontsize=8)
     ax.set_xlabel("cumulative training time (s)")
-    ax.set_ylabel(f"PGD-10 accuracy at ε = {summary['eps']}\n(per-epoch check)")
+    ax.set_ylabel(f"robust accuracy at ε = {summary['eps']}\n(per-epoch PGD-10 check; ★ final)")
     ax.set_ylim(0, 1)
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)

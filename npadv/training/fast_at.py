@@ -61,6 +61,7 @@ class FastAT(StepFollowsEps, Method):
     summary = ("FGSM from a uniform random start, with the catastrophic-overfitting guard; "
                "2 passes")
     claim = "FGSM with a random start reaches PGD-AT's robustness at a fraction of its cost"
+    claim_kind = "time"
     flags = {"alpha": "FGSM step α at the target ε",
              "guard": "after each epoch, stop on a PGD-10 accuracy drop and restore the best",
              "guard_margin": "the drop (absolute) below the best that stops training"}

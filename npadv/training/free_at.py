@@ -48,6 +48,7 @@ class FreeAT(Method):
     summary = ("m replays of each minibatch, each one pass that steps θ and δ; epochs ÷ m; "
                "m passes")
     claim = "Free-m reaches PGD-AT's robustness at about the cost of natural training"
+    claim_kind = "time"
     flags = {"replays": "replays m of each minibatch (the epochs are divided by m)"}
 
     def __init__(self, eps: float = IMAGE_EPS, replays: int = 8, lo: float | None = 0.0,

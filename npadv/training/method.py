@@ -56,6 +56,9 @@ class Method:
     paper: str = ""
     summary: str = ""
     claim: str = ""
+    claim_kind: str | None = None   # how the comparison judges the claim: "time" (reaches
+    # PGD-AT's robustness in less time), "robustness" (at least PGD-AT's robustness at a
+    # small clean cost), "reference" (PGD-AT itself); None: not judged on L∞ images
     flags: dict[str, str] = {}
     params: dict[str, str] = {}
     derived: dict[str, str] = {}

@@ -43,6 +43,7 @@ class PGDAT(StepFollowsEps, Method):
     name, title, paper = "pgd", "PGD-AT", "Madry, Makelov, Schmidt, Tsipras, Vladu, ICLR 2018"
     summary = "train on the point of a K-step L∞ PGD from a random start; K + 1 passes"
     claim = "PGD-AT gives robustness to the attacks of its threat model"
+    claim_kind = "reference"
     flags = {"alpha": "attack step α at the target ε", "steps": "ascent steps K",
              "random_start": "start δ uniformly in the ε-ball"}
     derived = {"alpha": "2.5ε/K"}

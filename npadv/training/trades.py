@@ -86,6 +86,7 @@ class TRADES(StepFollowsEps, Method):
                "K + 1 passes")
     claim = ("TRADES trades a little clean accuracy for robustness at least as good as "
              "PGD-AT's")
+    claim_kind = "robustness"
     flags = {"alpha": "attack step α at the target ε", "steps": "ascent steps K",
              "beta": "weight β of the KL term"}
     derived = {"alpha": "ε/4"}

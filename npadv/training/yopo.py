@@ -106,6 +106,7 @@ class YOPO(StepFollowsEps, Method):
     summary = ("m full passes, each followed by n updates of δ through the first layer "
                "alone; m full and m·n first-layer passes")
     claim = "YOPO reaches PGD-AT's robustness in about 1/5 of its time"
+    claim_kind = "time"
     flags = {"alpha": "step η of δ at the target ε", "yopo_m": "full passes m",
              "yopo_n": "first-layer updates n per full pass"}
     params = {"yopo_m": "m", "yopo_n": "n"}
