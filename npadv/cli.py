@@ -16,6 +16,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from .checkpoint import CheckpointError
 
 DATASETS = ["mnist-5k", "mnist", "fashion-mnist"]
@@ -362,6 +364,11 @@ def _eval_parser(sub) -> None:
     p.add_argument("--n", type=positive_int, default=None,
                    help="evaluate the first N test examples")
     p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--certify", action="store_true",
+                   help="also certify each example by interval bound propagation (L∞): the "
+                        "certified accuracy is a lower bound on the robust accuracy, the "
+                        "attacked one an upper bound; the JSON then holds each example's "
+                        "status (certified, broken or undecided)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
@@ -532,6 +539,32 @@ def _eval_plans(args, dims: int | None) -> list[tuple]:
     return [(eps, *_eval_attacks(args, eps)) for eps in args.eps]
 
 
+def _check_certify(args) -> None:
+    if args.certify and args.norm not in (None, "linf"):
+        raise UsageError(f"--certify bounds the L∞ ball (interval bound propagation); "
+                         f"use --norm linf, not {args.norm}")
+
+
+def _certified(model, x, y, eps: float, report, meta: dict, norm: str) -> dict:
+    """Certify each example at eps by IBP within the checkpoint's input range; print the
+    certified accuracy and the undecided gap up to the attacked robust accuracy."""
+    from .certify import certify
+
+    lo, hi = (meta.get("data") or {}).get("input_range", [0.0, 1.0])
+    certified = certify(model, x, y, eps, lo, hi)
+    broken = ~report.robust
+    if (certified & broken).any():                   # a sound bound never allows this
+        raise RuntimeError(f"{int((certified & broken).sum())} examples are both certified "
+                           "and broken: the bounds are wrong")
+    status = np.where(certified, "certified", np.where(broken, "broken", "undecided"))
+    undecided = float(np.mean(status == "undecided"))
+    print(f"{'certified (IBP)':<48}{norm:<6}{eps:>7.3f}{certified.mean():>10.4f}")
+    print(f"{'undecided: robust accuracy lies in between':<48}{norm:<6}{eps:>7.3f}"
+          f"{undecided:>10.4f}")
+    return {"certified_accuracy": float(certified.mean()), "undecided": undecided,
+            "examples": status.tolist()}
+
+
 def cmd_eval(args) -> int:
     from .attacks.checks import GradientMaskingWarning
     from .attacks.evaluate import evaluate
@@ -540,6 +573,7 @@ def cmd_eval(args) -> int:
 
     checkpoint = Path(args.checkpoint)
     _check_out_file(args.json, "--json", inputs=[checkpoint, checkpoint.parent / "log.jsonl"])
+    _check_certify(args)
     if args.attack is not None:                 # the flags alone, before any work
         for eps in args.eps or [DEFAULT_EVAL_EPS]:
             _eval_attacks(args, eps)
@@ -549,6 +583,7 @@ def cmd_eval(args) -> int:
     lines = _eval_defaults(args, meta)
     x_train, y_train, x, y = load_dataset(args.dataset)
     plans = _eval_plans(args, x[0].size)
+    _check_certify(args)
     print(_trained_on(meta))
     for line in lines:
         print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
@@ -573,7 +608,7 @@ def cmd_eval(args) -> int:
             print(f"{'clean':<48}{'':<6}{'':>7}{report.clean_accuracy:>10.4f}")
         prefix = "after " if cascade else ""
         for label, acc in report.attack_accuracy.items():
-            print(f"{prefix + label:<48.48}{args.norm:<6}{eps:>7.3f}{acc:>10.4f}")
+            print(f"{(prefix + label)[:47]:<48}{args.norm:<6}{eps:>7.3f}{acc:>10.4f}")
         if attacks:
             print(f"{'worst case':<48}{args.norm:<6}{eps:>7.3f}{report.robust_accuracy:>10.4f}")
         for w in report.warnings:
@@ -583,6 +618,8 @@ def cmd_eval(args) -> int:
                         "attacks": [{"attack": label, "accuracy": acc}
                                     for label, acc in report.attack_accuracy.items()],
                         "warnings": report.warnings})
+        if args.certify:
+            results[-1].update(_certified(model, x, y, eps, report, meta, args.norm))
     if args.json:
         _write_json(args.json, {"checkpoint": str(args.checkpoint), "dataset": args.dataset,
                                 "n": len(x), "norm": args.norm,
