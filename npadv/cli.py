@@ -50,6 +50,7 @@ nonneg_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 positive = _number(float, lambda v: v > 0, "> 0")
 nonneg = _number(float, lambda v: v >= 0, ">= 0")
 unit = _number(float, lambda v: 0 <= v < 1, "in [0, 1)")
+fraction = _number(float, lambda v: 0 <= v <= 1, "in [0, 1]")
 seed_int = _number(int, lambda v: 0 <= v < 2**63, "an integer >= 0 (a seed)")
 
 
@@ -88,7 +89,8 @@ def _write_json(path, record: dict) -> None:
 # declarations (npadv.methods), so each is stated once, in the method's class.
 METHOD_FLAGS = {"alpha": nonneg, "steps": nonneg_int, "beta": nonneg, "replays": positive_int,
                 "yopo_m": positive_int, "yopo_n": nonneg_int, "freelb_k": positive_int,
-                "adv_lr": nonneg, "adv_init_mag": nonneg, "adv_max_norm": nonneg}
+                "adv_lr": nonneg, "adv_init_mag": nonneg, "adv_max_norm": nonneg,
+                "kappa": fraction}
 
 
 def _add_method_flags(p: argparse.ArgumentParser) -> None:

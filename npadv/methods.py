@@ -27,6 +27,7 @@ from .training.fast_at import FastAT
 from .training.fgsm_at import FGSMAT
 from .training.free_at import FreeAT
 from .training.freelb import FreeLB
+from .training.ibp import IBP
 from .training.method import Method
 from .training.natural import Natural
 from .training.pgd_at import PGDAT
@@ -34,7 +35,7 @@ from .training.trades import TRADES
 from .training.yopo import YOPO
 
 REGISTERED: tuple[type[Method], ...] = (
-    Natural, FGSMAT, FastAT, PGDAT, FreeAT, YOPO, FreeLB, TRADES,       # image
+    Natural, FGSMAT, FastAT, PGDAT, FreeAT, YOPO, FreeLB, TRADES, IBP,  # image
     TextNatural, FGM, TextPGD, TextFreeLB,                              # text
 )
 TASKS = ("image", "text")

@@ -421,7 +421,7 @@ def test_cost_per_minibatch(name, flags, full, first, steps):
 # ---- the registry ------------------------------------------------------------------------
 def test_registry_defaults():
     assert set(names("image")) == {"natural", "fgsm", "fast", "pgd", "free", "yopo", "freelb",
-                                   "trades"}
+                                   "trades", "ibp"}
     assert set(names("text")) == {"natural", "fgm", "pgd", "freelb"}
     for name in names("image"):
         method = build_method(name, **({} if name in ("natural", "freelb") else {"eps": 0.2}))

@@ -32,7 +32,7 @@ from npadv.training import TrainConfig, train
 
 VALUE = {"eps": "0.05", "alpha": "0.01", "steps": "2", "beta": "1", "replays": "2",
          "yopo_m": "2", "yopo_n": "1", "freelb_k": "2", "adv_lr": "0.1",
-         "adv_init_mag": "0.1", "adv_max_norm": "0.5"}
+         "adv_init_mag": "0.1", "adv_max_norm": "0.5", "kappa": "0.5"}
 
 
 def _flag(name: str) -> str:

@@ -32,16 +32,16 @@ import math
 import numpy as np
 
 from ..attacks.projections import check_radius
-from ..engine import Tensor, no_grad
+from ..engine import Tensor, no_grad, ops
 from ..engine import functional as F
 from ..nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 
-Box = tuple[np.ndarray, np.ndarray]           # (lower, upper), the same shape
+Box = tuple[Tensor, Tensor]                   # (lower, upper), the same shape
 
 
 def input_box(x: np.ndarray, eps: float, lo: float | None = 0.0,
-              hi: float | None = 1.0) -> Box:
-    """1: the L∞ ball of radius eps around x, intersected with [lo, hi], in float64."""
+              hi: float | None = 1.0, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """1: the L∞ ball of radius eps around x, intersected with [lo, hi] (arrays of dtype)."""
     eps = check_radius(eps, "eps")
     x = np.asarray(x, dtype=np.float64)
     lower, upper = x - eps, x + eps
@@ -49,56 +49,59 @@ def input_box(x: np.ndarray, eps: float, lo: float | None = 0.0,
         lower = np.maximum(lower, lo)
     if hi is not None:
         upper = np.minimum(upper, hi)
-    return lower, upper
+    return lower.astype(dtype, copy=False), upper.astype(dtype, copy=False)
 
 
-def _affine(layer, z: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """The layer's affine map with the given weight and bias (float64, no graph)."""
-    with no_grad():
-        if isinstance(layer, Linear):
-            if layer.flatten and z.ndim > 2:
-                z = z.reshape(len(z), -1)
-            return F.linear(Tensor(z), Tensor(weight),
-                            None if bias is None else Tensor(bias)).data
-        return F.conv2d(Tensor(z), Tensor(weight), None if bias is None else Tensor(bias),
-                        layer.stride, layer.padding).data
+def _abs(w: Tensor) -> Tensor:
+    """|w| = relu(w) + relu(−w), differentiable with the engine's ops."""
+    return ops.relu(w) + ops.relu(-w)
 
 
-def _weights(layer) -> tuple[np.ndarray, np.ndarray | None]:
-    bias = None if layer.bias is None else layer.bias.data.astype(np.float64)
-    return layer.weight.data.astype(np.float64), bias
+def _weights(layer, trained: bool) -> tuple[Tensor, Tensor | None]:
+    """The layer's weight and bias: its Parameters (trained=True, to train through the
+    bounds) or float64 copies (to certify)."""
+    if trained:
+        return layer.weight, layer.bias
+    bias = None if layer.bias is None else Tensor(layer.bias.data.astype(np.float64))
+    return Tensor(layer.weight.data.astype(np.float64)), bias
 
 
-def affine_bounds(layer, box: Box) -> Box:
+def _affine(layer, z: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """The layer's affine map with the given weight and bias."""
+    if isinstance(layer, Linear):
+        if layer.flatten and z.ndim > 2:
+            z = ops.reshape(z, z.shape[0], math.prod(z.shape[1:]))
+        return F.linear(z, weight, bias)
+    return F.conv2d(z, weight, bias, layer.stride, layer.padding)
+
+
+def affine_bounds(layer, box: Box, trained: bool = False) -> Box:
     """Lines 3-4 for a Linear or Conv2d layer."""
     lower, upper = box
-    mu, r = (upper + lower) / 2, (upper - lower) / 2                       # 3
-    weight, bias = _weights(layer)
+    mu, r = (upper + lower) * 0.5, (upper - lower) * 0.5                   # 3
+    weight, bias = _weights(layer, trained)
     mu_out = _affine(layer, mu, weight, bias)                              # 4: W μ + b
-    r_out = _affine(layer, r, np.abs(weight), None)                        # 4: |W| r
+    r_out = _affine(layer, r, _abs(weight), None)                          # 4: |W| r
     return mu_out - r_out, mu_out + r_out
 
 
 def monotone_bounds(layer, box: Box) -> Box:
     """Lines 5-6 for a ReLU, MaxPool2d or Flatten layer."""
-    lower, upper = box
     if isinstance(layer, ReLU):
-        return np.maximum(lower, 0), np.maximum(upper, 0)
+        return ops.relu(box[0]), ops.relu(box[1])
     if isinstance(layer, MaxPool2d):
-        with no_grad():
-            pool = [F.max_pool2d(Tensor(z), layer.kernel_size, layer.stride, layer.padding).data
-                    for z in box]
-        return pool[0], pool[1]
+        return tuple(F.max_pool2d(z, layer.kernel_size, layer.stride, layer.padding)
+                     for z in box)
     if isinstance(layer, Flatten):
-        return lower.reshape(len(lower), -1), upper.reshape(len(upper), -1)
+        return tuple(ops.reshape(z, z.shape[0], math.prod(z.shape[1:])) for z in box)
     raise TypeError(f"interval bounds through {type(layer).__name__} are not defined here; "
                     "the layers are Linear, Conv2d, ReLU, MaxPool2d and Flatten")
 
 
-def layer_bounds(layer, box: Box) -> Box:
+def layer_bounds(layer, box: Box, trained: bool = False) -> Box:
     """The box of a layer's output, given the box of its input (lines 2-6)."""
     if isinstance(layer, (Linear, Conv2d)):
-        return affine_bounds(layer, box)
+        return affine_bounds(layer, box, trained)
     return monotone_bounds(layer, box)
 
 
@@ -113,35 +116,59 @@ def _layers(model) -> list:
     return layers
 
 
-def interval_bounds(model, x: np.ndarray, eps: float, lo: float | None = 0.0,
-                    hi: float | None = 1.0) -> Box:
-    """Elementwise bounds (lower, upper) on the logits (N, K) over the ε-ball ∩ box around
-    each x (N, ...): lines 1-6 through every layer."""
-    box = input_box(x, eps, lo, hi)                                        # 1
-    for layer in _layers(model):
-        box = layer_bounds(layer, box)
+def _box(x, eps, lo, hi, trained: bool, model) -> Box:
+    dtype = model.layers[0].weight.dtype if trained else np.float64
+    lower, upper = input_box(x, eps, lo, hi, dtype=dtype)
+    return Tensor(lower), Tensor(upper)
+
+
+def _propagate(model, x, eps, lo, hi, trained: bool, layers) -> Box:
+    box = _box(x, eps, lo, hi, trained, model)                             # 1
+    for layer in layers:
+        box = layer_bounds(layer, box, trained)                            # 2-6
     return box
+
+
+def interval_bounds(model, x: np.ndarray, eps: float, lo: float | None = 0.0,
+                    hi: float | None = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Elementwise float64 bounds (lower, upper) on the logits (N, K) over the ε-ball ∩ box
+    around each x (N, ...): lines 1-6 through every layer."""
+    with no_grad():
+        lower, upper = _propagate(model, x, eps, lo, hi, False, _layers(model))
+    return lower.data, upper.data
+
+
+def margin_lower_bounds(model, x: np.ndarray, y: np.ndarray, eps: float,
+                        lo: float | None = 0.0, hi: float | None = 1.0,
+                        trained: bool = False) -> Tensor:
+    """Line 7 as a Tensor: lower bounds m̲ (N, K) on z_y − z_j over the ε-ball ∩ box, the
+    last layer folded into the margin (m̲_y = 0). trained=True computes them in the
+    model's dtype from its Parameters, so that a loss on them trains the model (IBP
+    training); else in float64, without a graph."""
+    layers = _layers(model)
+    y = np.asarray(y)
+    lower, upper = _propagate(model, x, eps, lo, hi, trained, layers[:-1])  # 1-6
+    mu, r = (upper + lower) * 0.5, (upper - lower) * 0.5
+    if layers[-1].flatten and mu.ndim > 2:
+        mu = ops.reshape(mu, mu.shape[0], math.prod(mu.shape[1:]))
+        r = ops.reshape(r, r.shape[0], math.prod(r.shape[1:]))
+    weight, bias = _weights(layers[-1], trained)
+    n, (k, h) = len(y), weight.shape
+    c = ops.reshape(weight[y], n, 1, h) - ops.reshape(weight, 1, k, h)     # 7: c_j (N, K, H)
+    margin = (ops.sum(c * ops.reshape(mu, n, 1, h), axis=2)                # 7: c_j μ
+              - ops.sum(_abs(c) * ops.reshape(r, n, 1, h), axis=2))        # 7: − |c_j| r
+    if bias is not None:
+        margin = margin + (ops.reshape(bias[y], n, 1) - ops.reshape(bias, 1, k))  # 7: + d_j
+    return margin
 
 
 def margin_bounds(model, x: np.ndarray, y: np.ndarray, eps: float, lo: float | None = 0.0,
                   hi: float | None = 1.0) -> np.ndarray:
-    """Line 7: lower bounds m̲ (N, K) on z_y − z_j over the ε-ball ∩ box, the last layer
-    folded into the margin; m̲_y = +inf (no constraint). x: (N, ...); y: (N,) int."""
-    layers = _layers(model)
-    y = np.asarray(y)
-    box = input_box(x, eps, lo, hi)                                        # 1
-    for layer in layers[:-1]:
-        box = layer_bounds(layer, box)                                     # 2-6
-    lower, upper = box
-    mu, r = (upper + lower) / 2, (upper - lower) / 2
-    if layers[-1].flatten and mu.ndim > 2:
-        mu, r = mu.reshape(len(mu), -1), r.reshape(len(r), -1)
-    weight, bias = _weights(layers[-1])
-    bias = np.zeros(len(weight)) if bias is None else bias
-    c = weight[y][:, None, :] - weight[None, :, :]                         # 7: c_j (N, K, H)
-    d = bias[y][:, None] - bias[None, :]                                   # 7: d_j (N, K)
-    margin = np.einsum("nkh,nh->nk", c, mu) + d - np.einsum("nkh,nh->nk", np.abs(c), r)
-    margin[np.arange(len(y)), y] = math.inf
+    """Line 7: float64 lower bounds m̲ (N, K) on z_y − z_j over the ε-ball ∩ box;
+    m̲_y = +inf (no constraint). x: (N, ...); y: (N,) int."""
+    with no_grad():
+        margin = margin_lower_bounds(model, x, y, eps, lo, hi).data.copy()
+    margin[np.arange(len(margin)), np.asarray(y)] = math.inf
     return margin
 
 
