@@ -161,3 +161,16 @@ def test_property_testing_quick(tmp_path):
     assert result["single_point_gradcheck"]["passed"]        # one random point misses the bug
     assert "PoolCase" in result["property"]["shrunk"]        # the property finds and shrinks it
     assert result["correct_max_pool_passes"]
+
+
+def test_certified_quick(tmp_path):
+    result = run_demo("certified", tmp_path)
+    assert set(result["results"]) == {"natural", "PGD-AT", "IBP"}
+    for rows in result["results"].values():
+        assert [r["eps"] for r in rows] == [0.0, 0.05, 0.1]
+        for r in rows:
+            for key in ("attacked", "ibp", "crown"):
+                assert_accuracy(r[key], key)
+            assert r["ibp"] <= r["crown"] <= r["attacked"]     # the bracket, never crossed
+        assert rows[0]["crown"] == rows[0]["attacked"]          # at ε = 0 nothing to prove
+    assert_real_image(tmp_path / "certified.png")
