@@ -7,7 +7,7 @@ import pytest
 
 import npadv
 from npadv import Tensor, nn, optim
-from npadv.attacks import apgd, checkpoints, dlr_loss, pgd, random_start
+from npadv.attacks import apgd, apgd_targeted, checkpoints, dlr_loss, pgd, random_start
 from npadv.attacks.apgd import _halve
 from npadv.data import iterate_batches, load_mnist_5k
 
@@ -80,6 +80,25 @@ def test_early_stop_does_not_change_which_examples_are_fooled(norm):
     fooled = net(Tensor(full)).data.argmax(1) != y
     assert 0 < fooled.mean() < 1
     np.testing.assert_array_equal(net(Tensor(early)).data.argmax(1) != y, fooled)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_apgd_targeted_early_stop_does_not_change_which_examples_are_fooled(norm):
+    # each target runs on the examples no earlier target fooled, from starts drawn for
+    # them: the same sets with and without early_stop, so the unfooled end where they did
+    net = tiny_net(6)
+    x = np.random.default_rng(10).random((80, 2, 3, 2))
+    y = np.arange(80) % 5
+    eps = 0.1 if norm == "linf" else 0.3
+    full, loss_full = apgd_targeted(net, x, y, eps, norm=norm, steps=12, n_targets=4, rng=11,
+                                    return_loss=True)
+    early, loss_early = apgd_targeted(net, x, y, eps, norm=norm, steps=12, n_targets=4,
+                                      rng=11, early_stop=True, return_loss=True)
+    fooled = net(Tensor(full)).data.argmax(1) != y
+    assert 0 < fooled.mean() < 1
+    np.testing.assert_array_equal(net(Tensor(early)).data.argmax(1) != y, fooled)
+    np.testing.assert_array_equal(early[~fooled], full[~fooled])
+    np.testing.assert_array_equal(loss_early[~fooled], loss_full[~fooled])
 
 
 # ---- against PGD-40 on a trained small CNN --------------------------------------------------

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import npadv
 from npadv import Tensor, nn
 from npadv.attacks import norm_per_example, square
 from npadv.attacks.square import margin, p_schedule
@@ -146,3 +147,92 @@ def test_square_argument_errors():
         square(NET, x, [0, 1], 0.1, n_queries=0)
     with pytest.raises(ValueError, match="p_init"):
         square(NET, x, [0, 1], 0.1, p_init=1.5)
+
+
+# ---- local queries (local_forward.py) ---------------------------------------------------
+def dyadic_cnn(seed: int) -> nn.Sequential:
+    """small_cnn in float64 with every weight and bias a small multiple of 1/64: with inputs
+    on a grid of 1/8, every product and sum of its forward pass is exact in float64, so any
+    summation order (any BLAS kernel, any batch layout) gives the same logits, bit for bit."""
+    net = npadv.small_cnn(seed=seed, dtype=np.float64).eval()
+    rng = np.random.default_rng(seed)
+    for p in net.parameters():
+        p.data[...] = rng.integers(-3, 4, p.data.shape) / 64
+    return net
+
+
+def grid_images(rng, n: int) -> np.ndarray:
+    return rng.integers(0, 9, (n, 1, 28, 28)) / 8
+
+
+def test_local_queries_give_the_full_forwards_logits():
+    from npadv.attacks.gradients import predict
+    from npadv.attacks.local_forward import LocalForward
+
+    net = dyadic_cnn(1)
+    rng = np.random.default_rng(1)
+    x_hat = grid_images(rng, 12)
+    local = LocalForward.build(net, x_hat)
+    assert local is not None
+    np.testing.assert_array_equal(local.logits, predict(net, x_hat))
+    for step in range(24):
+        side, n = int(rng.choice([1, 2, 3, 5, 9, 17, 28])), len(x_hat)
+        r, s = rng.integers(0, 28 - side + 1, n), rng.integers(0, 28 - side + 1, n)
+        x_new = x_hat.copy()
+        for i in range(n):
+            x_new[i, :, r[i]:r[i] + side, s[i]:s[i] + side] = rng.integers(0, 9, (side, side)) / 8
+        np.testing.assert_array_equal(local.query(x_new, r, s, side), predict(net, x_new))
+        take = rng.random(n) < 0.5
+        local.accept(take)
+        x_hat[take] = x_new[take]
+        if step % 8 == 7:                           # examples leave, as broken ones do
+            keep = np.arange(n) != step % n
+            local.keep(keep)
+            x_hat = x_hat[keep]
+
+
+def test_local_queries_of_a_trained_float32_model_agree_to_rounding():
+    # with real weights the local and the full forward sum in different orders only where
+    # the BLAS does: their logits agree to float32 rounding
+    from npadv.attacks.gradients import predict
+    from npadv.attacks.local_forward import LocalForward
+
+    net = npadv.small_cnn(seed=2, dtype=np.float32).eval()
+    rng = np.random.default_rng(2)
+    x_hat = rng.random((8, 1, 28, 28)).astype(np.float32)
+    local = LocalForward.build(net, x_hat)
+    for side in (1, 4, 11, 28):
+        r, s = rng.integers(0, 28 - side + 1, 8), rng.integers(0, 28 - side + 1, 8)
+        x_new = x_hat.copy()
+        for i in range(8):
+            x_new[i, :, r[i]:r[i] + side, s[i]:s[i] + side] = rng.random((side, side))
+        z_full = predict(net, x_new)
+        assert np.abs(z_full - predict(net, x_hat)).max() > 1e-3      # the square matters
+        np.testing.assert_allclose(local.query(x_new, r, s, side), z_full, rtol=1e-4,
+                                   atol=1e-5)
+
+
+def test_square_with_and_without_local_queries_is_the_same(monkeypatch):
+    import sys
+
+    square_module = sys.modules["npadv.attacks.square"]
+    net = dyadic_cnn(3)
+    rng = np.random.default_rng(4)
+    x = grid_images(rng, 16)
+    y = net(Tensor(x)).data.argmax(1)                # correct at first, then some broken
+    local_x, local_loss = square(net, x, y, 0.25, n_queries=150, rng=5, return_loss=True)
+    monkeypatch.setattr(square_module.LocalForward, "build", lambda model, x: None)
+    full_x, full_loss = square(net, x, y, 0.25, n_queries=150, rng=5, return_loss=True)
+    assert 0 < (full_loss > 0).mean() < 1
+    np.testing.assert_array_equal(local_x, full_x)
+    np.testing.assert_array_equal(local_loss, full_loss)
+
+
+def test_local_queries_only_for_models_they_fit():
+    from npadv.attacks.local_forward import LocalForward
+
+    x = np.zeros((2, 1, 28, 28), dtype=np.float32)
+    assert LocalForward.build(NET, np.zeros((2, *SHAPE))) is None          # no conv
+    assert LocalForward.build(npadv.small_cnn().eval(), x.astype(np.float64)) is None
+    assert LocalForward.build(npadv.small_cnn().train(), x) is None        # train mode
+    assert LocalForward.build(npadv.small_cnn().eval(), x) is not None

@@ -34,6 +34,7 @@ misclassified; restart r with an int seed s starts from default_rng(s + r), like
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -85,14 +86,22 @@ def _momentum_step(x_cur, x_prev, g, eta, a, x, ball: Ball) -> np.ndarray:
     return ball.project(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev), x)
 
 
-def _apgd_run(model, x, y, start, ball: Ball, steps, loss, rho, early_stop):
+def _apgd_run(model, x, y, start, ball: Ball, steps, loss, rho, early_stop, target=None):
     """One APGD run from `start` in S = ball around x. Returns (x_out, loss, success) of
     each example's best point.
 
     With early_stop, an example leaves the batch at its first misclassified iterate.
+    target: (N,) int, or None; if given, the loss is called as loss(logits, labels, target)
+    with the targets of the examples still in the batch (APGD-T's targeted DLR).
     """
     n = len(x)
-    loss_cur, g_cur, logits = input_gradient(model, start, y, loss)
+
+    def f(i, x_i):
+        """Line 8's f and its gradient at x_i, the iterates of the examples i."""
+        loss_i = loss if target is None else partial(loss, target=target[i])
+        return input_gradient(model, x_i, y[i], loss_i)
+
+    loss_cur, g_cur, logits = f(np.arange(n), start)
     success = attack_success(logits, y)
     x_max = _Best(start, loss_cur, success, g_cur)           # 3-4: highest loss so far
     out = _Best(start, loss_cur, success)                    # returned: success, then loss
@@ -107,7 +116,7 @@ def _apgd_run(model, x, y, start, ball: Ball, steps, loss, rho, early_stop):
             break
         a = 1.0 if k == 0 else MOMENTUM
         x_next = _momentum_step(x_cur[i], x_prev[i], g_cur[i], eta[i], a, x[i], ball)  # 2, 6-7
-        loss_next, g_next, logits = input_gradient(model, x_next, y[i], loss)
+        loss_next, g_next, logits = f(i, x_next)
         success = attack_success(logits, y[i])
         increases[i] += loss_next > loss_cur[i]
         x_max.update(i, loss_next > x_max.loss[i], x_next, loss_next, success, g_next)   # 8-9

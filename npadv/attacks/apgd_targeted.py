@@ -56,7 +56,7 @@ def dlr_targeted_loss(logits, y, target) -> Tensor:
 def apgd_targeted(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, norm: str = "linf",
                   steps: int = 100, n_targets: int = 9, rho: float = 0.75,
                   lo: float | None = 0.0, hi: float | None = 1.0, rng: Seed = None,
-                  return_loss: bool = False):
+                  early_stop: bool = False, return_loss: bool = False):
     """APGD-T (untargeted success, targeted DLR loss), L∞ or L2.
 
     Args:
@@ -68,8 +68,13 @@ def apgd_targeted(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, norm: 
         n_targets: how many of the most likely other classes to aim at (at most K − 1;
             9 in AutoAttack's standard suite).
         rho: APGD's Condition 1 threshold. lo, hi: the box (None for no bound).
-        rng: None, an int seed or a Generator. return_loss: also return the per-example
-            targeted DLR loss at the returned points (towards the target that produced it).
+        rng: None, an int seed or a Generator.
+        early_stop: drop an example from a target's run at its first misclassified iterate.
+            Which examples each target misclassifies, hence which ones the next target runs
+            on and its random starts, is the same as without it (each example's run is
+            independent); only the points returned for them differ (as in apgd).
+        return_loss: also return the per-example targeted DLR loss at the returned points
+            (towards the target that produced it).
 
     Returns:
         x_adv (N, ...) with x's dtype inside ball and box; with return_loss, (x_adv, loss (N,)).
@@ -91,14 +96,9 @@ def apgd_targeted(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, norm: 
             break
         target = classes[todo, j]                                                # 3
         start = ball.sample(x[todo], restart_rng(rng, j - 1))
-
-        def loss(logits, labels, target=target):
-            return dlr_targeted_loss(logits, labels, target)
-
-        # early_stop=False: every iteration sees all of `todo`, in order, so the targets
-        # stay aligned with the examples (APGD passes the loss only the labels).
-        worst.keep(todo, *_apgd_run(model, x[todo], y[todo], start, ball, steps, loss, rho,
-                                    False), first=j == 1)                        # 4-5
+        worst.keep(todo, *_apgd_run(model, x[todo], y[todo], start, ball, steps,
+                                    dlr_targeted_loss, rho, early_stop, target=target),
+                   first=j == 1)                                                 # 4-5
     return (worst.x, worst.loss) if return_loss else worst.x
 
 

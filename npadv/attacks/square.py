@@ -28,6 +28,9 @@ square already at those corners) are redrawn.
 Every example has its own square, signs and loss; the loop is vectorised over the
 examples still unbroken, and only those are queried (a broken example keeps its first
 adversarial point). Queries per example: 1 at line 2, then 1 per iteration, at most N.
+A query of line 8 differs from x̂ in one square only: for a CNN that allows it, the model's
+first conv blocks are recomputed near the square alone, from x̂'s cached activations
+(local_forward.py; the same logits as the full forward).
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ import numpy as np
 
 from .arguments import check_attack_inputs, check_count, threat_set
 from .gradients import predict
+from .local_forward import LocalForward
 from .losses import cw_loss
 from .projections import Ball
 from .registry import AttackSpec
@@ -55,13 +59,18 @@ def margin(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
     return cw_loss(logits, y).data
 
 
-def _squares(rng, n: int, h_img: int, w_img: int, side: int) -> tuple:
-    """Line 5: one side×side square at a random corner per example, as an index: for
-    a (n, C, H, W), a[index] is (n, side, side, C), each example's square."""
+def _corners(rng, n: int, h_img: int, w_img: int, side: int) -> tuple:
+    """Line 5: the top-left corner (r, s) (n,) each of one side×side square per example."""
     r = rng.integers(0, h_img - side + 1, size=n)
     s = rng.integers(0, w_img - side + 1, size=n)
+    return r, s
+
+
+def _squares(r: np.ndarray, s: np.ndarray, side: int) -> tuple:
+    """The squares at corners (r, s) as an index: for a (n, C, H, W), a[index] is
+    (n, side, side, C), each example's square."""
     steps = np.arange(side)
-    return (np.arange(n)[:, None, None], slice(None), (r[:, None] + steps)[:, :, None],
+    return (np.arange(len(r))[:, None, None], slice(None), (r[:, None] + steps)[:, :, None],
             (s[:, None] + steps)[:, None, :])
 
 
@@ -108,12 +117,16 @@ def square(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, n_queries: in
     todo = np.flatnonzero(loss_best <= 0)
     x_cur, loss_cur, y_cur = x_best[todo], loss_best[todo], y[todo]
     up, down = upper[todo], lower[todo]
+    # Line 8's queries, each x̂ with one square changed, recomputed only near the square
+    # when the model allows it (local_forward.py: the same logits, bit for bit).
+    local = LocalForward.build(model, x_cur) if todo.size else None
     for i in range(1, int(n_queries)):                                           # 3, 10
         if todo.size == 0:
             break
         side = max(int(round(np.sqrt(p_schedule(i, n_queries, p_init) * h_img * w_img))), 1)
         side = min(side, h_img, w_img)                                           # 4
-        square_at = _squares(rng, todo.size, h_img, w_img, side)                 # 5
+        r, s = _corners(rng, todo.size, h_img, w_img, side)                      # 5
+        square_at = _squares(r, s, side)
         inside, up_in, down_in = x_cur[square_at], up[square_at], down[square_at]
         rho_up = rng.random((todo.size, 1, 1, channels)) < 0.5                   # 6: ρ_c = +2ε?
         for _ in range(REDRAWS):
@@ -124,15 +137,20 @@ def square(model, x: np.ndarray, y: np.ndarray, eps: float | Ball, n_queries: in
             rho_up[same] = rng.random((int(same.sum()), 1, 1, channels)) < 0.5
         x_new = x_cur.copy()
         x_new[square_at] = new_in
-        loss_new = margin(predict(model, x_new), y_cur)                          # 8
+        logits = predict(model, x_new) if local is None else local.query(x_new, r, s, side)
+        loss_new = margin(logits, y_cur)                                         # 8
         improved = loss_new > loss_cur                                           # 9
         x_cur[improved], loss_cur[improved] = x_new[improved], loss_new[improved]
+        if local is not None:
+            local.accept(improved)
         broken = loss_cur > 0
         if broken.any():                                     # 3: these leave the loop
             x_best[todo], loss_best[todo] = x_cur, loss_cur
             keep = ~broken
             todo, x_cur, loss_cur, y_cur = todo[keep], x_cur[keep], loss_cur[keep], y_cur[keep]
             up, down = up[keep], down[keep]
+            if local is not None:
+                local.keep(keep)
     x_best[todo], loss_best[todo] = x_cur, loss_cur
     return (x_best, loss_best) if return_loss else x_best
 
