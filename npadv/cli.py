@@ -685,8 +685,10 @@ def _trained_on(meta: dict) -> str:
 def _demo_parser(sub) -> None:
     from .methods import names
 
-    p = sub.add_parser("demo", help="every method on MNIST-5k at an equal training budget, "
-                                    "beside a PGD-AT reference (offline)")
+    p = sub.add_parser("demo", help="every method on MNIST-5k trained to convergence, each "
+                                    "paper's claim judged by time to robustness against a "
+                                    "PGD-7-AT reference (offline, about 15 min; a rerun "
+                                    "continues in --out)")
     p.add_argument("--task", default="image", choices=["image", "text"],
                    help="image: MNIST-5k methods; text: natural/FGM/PGD/FreeLB on the "
                         "synthetic sentiment task over 3 seeds")
@@ -698,7 +700,8 @@ def _demo_parser(sub) -> None:
                    help="image: subset of methods to run")
     p.add_argument("--seed", type=seed_int, default=None, help="image: default 0")
     p.add_argument("--out", default=None,
-                   help="folder for the results (default runs/demo, text: runs/text_demo)")
+                   help="folder for the results and the runs (default runs/demo, text: "
+                        "runs/text_demo)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
 

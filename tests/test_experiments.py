@@ -61,6 +61,26 @@ def test_each_claim_is_judged_by_its_kind():
     assert rows[4]["verdict"].startswith("not reproduced")
 
 
+def test_a_time_claim_short_of_its_claimed_ratio_is_partly_reproduced():
+    rows = _rows()
+    rows[1]["curve"][-1]["time"] = 18                     # YOPO gets there in 18/30 = 0.6
+    time_to_robustness(rows)
+    verdicts(rows)
+    assert rows[1]["time_ratio"] == pytest.approx(0.6)
+    assert rows[1]["verdict"].startswith("partly")       # claimed 1/5: at most 2/5 counts
+
+
+def test_the_guard_shows_what_it_did():
+    rows = _rows()
+    rows[2]["curve"] = [{**c, "guard_acc": a, "guard_best_epoch": b} for c, a, b in
+                        zip(rows[2]["curve"], [0.3, 0.5, 0.45], [1, 2, 2], strict=True)]
+    time_to_robustness(rows)
+    verdicts(rows)
+    assert "(guard: never fired, best check at epoch 2 of 3)" in format_table({"rows": rows})
+    rows[2]["stopped"] = "catastrophic overfitting"
+    assert "(stopped: catastrophic overfitting)" in format_table({"rows": rows})
+
+
 def test_the_table_shows_the_time_to_robustness():
     rows = _rows()
     time_to_robustness(rows)
@@ -68,3 +88,63 @@ def test_the_table_shows_the_time_to_robustness():
     table = format_table({"rows": rows})
     assert "| time to robustness |" in table.splitlines()[0]
     assert "8 s (1/3.8 of the reference's time)" in table and "| never |" in table
+
+
+# ---- run folders: a rerun continues ------------------------------------------------------
+def _tiny():
+    from npadv.data import load_mnist_5k
+
+    x_train, y_train, x_test, y_test = load_mnist_5k()
+    return x_train[:96], y_train[:96], x_test[:40], y_test[:40]
+
+
+def _compare(out, epochs=3, **kw):
+    from npadv.attacks import Attack
+    from npadv.experiments import Entry, compare
+
+    entries = [Entry("Fast AT", "fast", epochs=epochs, claim="c"),
+               Entry("PGD-2-AT (reference)", "pgd", {"steps": 2}, epochs=epochs, claim="c",
+                     reference=True)]
+    return compare(entries, _tiny(), eps=0.1, model_name="mlp", check_size=40, batch_size=32,
+                   n_eval=40, attacks=[Attack("fgsm", 0.1)], out=out, **kw)
+
+
+def _without_times(row):
+    drop = ("train_time", "train_cpu_time", "eval_time", "curve", "reach_time", "time_ratio",
+            "verdict")
+    return {k: v for k, v in row.items() if k not in drop} | {
+        "curve": [{k: v for k, v in c.items() if k not in ("time", "cpu_time")}
+                  for c in row["curve"]]}
+
+
+def test_an_interrupted_comparison_continues_where_it_stopped(tmp_path, monkeypatch):
+    import npadv.training.loop as loop
+
+    whole = _compare(tmp_path / "whole")
+    real, calls = loop.append_log, []
+
+    def killed_after_second_epoch_of_the_reference(run, record):
+        real(run, record)
+        calls.append(record["epoch"])
+        if run.method.name == "pgd" and record["epoch"] == 2:
+            raise KeyboardInterrupt                  # after the checkpoint of epoch 2
+    monkeypatch.setattr(loop, "append_log", killed_after_second_epoch_of_the_reference)
+    with pytest.raises(KeyboardInterrupt):
+        _compare(tmp_path / "cut")
+    assert (tmp_path / "cut/fast-at/row.json").exists()
+    assert not (tmp_path / "cut/pgd-2-at-reference/row.json").exists()
+    calls.clear()
+    again = _compare(tmp_path / "cut")
+    assert calls == [3]                    # Fast AT skipped; the reference's epoch 3 only
+    for a, b in zip(whole["rows"], again["rows"], strict=True):
+        assert _without_times(a) == _without_times(b)       # as if never interrupted
+    calls.clear()
+    assert _compare(tmp_path / "cut")["rows"] == again["rows"] and calls == []
+
+
+def test_a_run_folder_of_other_settings_is_refused(tmp_path):
+    from npadv.training.loop import ResumeError
+
+    _compare(tmp_path, epochs=2)
+    with pytest.raises(ResumeError, match="other settings"):
+        _compare(tmp_path, epochs=3)

@@ -155,6 +155,7 @@ def _summary() -> dict:
     row = {"label": "Natural", "method": "natural", "flags": {}, "epochs": 1,
            "clean_acc": 0.9, "robust_acc": float("nan"), "stages": {}, "train_time": 1.0,
            "full_passes": 10, "first_layer_passes": 0, "gflops": 1.0, "stopped": None,
+           "eval_time": 0.5,
            "reference": False, "undertrained": True, "claim": "",
            "curve": [{"time": 1.0, "robust_acc": 0.5, "clean_acc": 0.9}]}
     return {"title": "t", "eps": 0.1, "budget": 2.0, "evaluation": "PGD", "n_eval": 10,

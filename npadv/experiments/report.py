@@ -5,22 +5,43 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..files import atomic_output, atomic_write
-from .verdicts import show_ratio
+from .verdicts import claimed_ratio, clock_of, show_ratio
 
 
 def format_table(summary: dict) -> str:
     """The comparison as a Markdown table (also readable as plain text)."""
-    lines = ["| method | epochs | clean | robust | train s | time to robustness | full passes "
-             "| GFLOPs | claim |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | epochs | clean | robust | train s | train CPU s | time to robustness "
+             "| full passes | GFLOPs | paper's claim | here |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
         note = " (undertrained)" if r["undertrained"] and not r["reference"] else ""
-        stopped = f" (stopped: {r['stopped']})" if r["stopped"] else ""
+        cpu = " CPU" if r.get("clock") == "cpu_time" else ""
         reach = ("—" if r.get("target") is None else "never" if r.get("reach_time") is None
-                 else f"{r['reach_time']:.0f} s ({show_ratio(r['time_ratio'])})")
-        lines.append(f"| {r['label']}{note}{stopped} | {r['epochs']} | {r['clean_acc']:.3f} | "
-                     f"{r['robust_acc']:.3f} | {r['train_time']:.1f} | {reach} | "
-                     f"{r['full_passes']} | {r['gflops']:.0f} | {r.get('verdict', '')} |")
+                 else f"{r['reach_time']:.0f} s{cpu} ({show_ratio(r['time_ratio'])})")
+        claim = r["claim"]
+        if claim and claimed_ratio(r["method"]):
+            claim += f"; in time: {claimed_ratio(r['method'])}"
+        lines.append(f"| {r['label']}{note}{guard_note(r)} | {r['epochs']} | "
+                     f"{r['clean_acc']:.3f} | {r['robust_acc']:.3f} | {r['train_time']:.1f} | "
+                     f"{_cpu(r)} | "
+                     f"{reach} | {r['full_passes']} | {r['gflops']:.0f} | {claim} | "
+                     f"{r.get('verdict', '')} |")
     return "\n".join(lines)
+
+
+def _cpu(row: dict) -> str:
+    return "—" if row.get("train_cpu_time") is None else f"{row['train_cpu_time']:.1f}"
+
+
+def guard_note(row: dict) -> str:
+    """What an early-stopping guard did: " (stopped: why)", " (guard: never fired, best
+    check at epoch k of n)" for a row whose log has the guard's figures, else ""."""
+    if row.get("stopped"):
+        return f" (stopped: {row['stopped']})"
+    best = [c["guard_best_epoch"] for c in row.get("curve", []) if "guard_best_epoch" in c]
+    if not best:
+        return ""
+    return f" (guard: never fired, best check at epoch {best[-1]} of {len(row['curve'])})"
 
 
 def report(summary: dict, out: str | Path | None = None) -> None:
@@ -42,9 +63,10 @@ def plot_comparison(summary: dict, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    clock = clock_of(summary["rows"])
     for r in summary["rows"]:
-        t = [c["time"] for c in r["curve"]]
+        t = [c[clock] for c in r["curve"]]
         acc = [c["robust_acc"] for c in r["curve"]]
         style = {"linestyle": "--", "color": "black"} if r["reference"] else {}
         line, = ax.plot(t, acc, marker="o", markersize=3, label=r["label"], **style)
@@ -52,19 +74,24 @@ def plot_comparison(summary: dict, path: Path) -> bool:
                 color=line.get_color())            # the final evaluation, at the end of training
     target = next((r.get("target") for r in summary["rows"] if r.get("target") is not None),
                   None)
+    log = not summary.get("budget")          # converged runs span a decade or more of time
+    if log:
+        ax.set_xscale("log")
     if target is not None:
         ax.axhline(target, color="grey", linewidth=0.8, linestyle="-.")
-        ax.text(0, target, " within 2 points of the reference", color="grey", fontsize=8,
-                va="bottom")
+        ax.text(0.01, target, " within 2 points of the reference", color="grey", fontsize=8,
+                va="bottom", transform=ax.get_yaxis_transform())
     ax.plot([], [], marker="*", markersize=11, linestyle="none", color="grey",
             label="final evaluation (★)")
     if summary.get("budget"):
         ax.axvline(summary["budget"], color="grey", linewidth=0.8, linestyle=":")
         ax.text(summary["budget"], 0.02, " budget", color="grey", fontsize=8)
-    ax.set_xlabel("cumulative training time (s)")
+    what = "CPU time" if clock == "cpu_time" else "time"
+    ax.set_xlabel(f"cumulative training {what} (s{', log scale' if log else ''})")
     ax.set_ylabel(f"robust accuracy at ε = {summary['eps']}\n(per-epoch PGD-10 check; ★ final)")
     ax.set_ylim(0, 1)
-    ax.set_xlim(left=0)
+    if not log:
+        ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     if summary.get("title"):

@@ -49,6 +49,8 @@ class FreeAT(Method):
                "m passes")
     claim = "Free-m reaches PGD-AT's robustness at about the cost of natural training"
     claim_kind = "time"
+    claim_ratio = 1 / 8
+    claim_ratio_says = "the cost of natural training: 1 pass a step against PGD-7-AT's 8"
     flags = {"replays": "replays m of each minibatch (the epochs are divided by m)"}
 
     def __init__(self, eps: float = IMAGE_EPS, replays: int = 8, lo: float | None = 0.0,

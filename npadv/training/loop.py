@@ -422,6 +422,7 @@ def evaluate_epoch(run: Run, epoch: int, losses, seconds: tuple[float, float], m
         record["robust_acc"] = data.robust_accuracy(model, config.eval_eps, config.eval_steps,
                                                     config.eval_restarts, config.seed, n)
     reason = method.end_of_epoch(model, *data.train_set, epoch + 1)
+    record.update(method.epoch_log())
     if reason:
         record["stopped"] = reason
         record["clean_acc_after_stop"] = data.accuracy(model, n)

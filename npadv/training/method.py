@@ -59,6 +59,9 @@ class Method:
     claim_kind: str | None = None   # how the comparison judges the claim: "time" (reaches
     # PGD-AT's robustness in less time), "robustness" (at least PGD-AT's robustness at a
     # small clean cost), "reference" (PGD-AT itself); None: not judged on L∞ images
+    claim_ratio: float | None = None  # "time" claims: the claimed time to robustness as a
+    # fraction of PGD-7-AT's (YOPO: 1/5)
+    claim_ratio_says: str = ""        # where that fraction comes from, in a few words
     flags: dict[str, str] = {}
     params: dict[str, str] = {}
     derived: dict[str, str] = {}
@@ -76,6 +79,11 @@ class Method:
                      epoch: int) -> str | None:
         """Called after each epoch; a non-empty string stops training and says why."""
         return None
+
+    def epoch_log(self) -> dict:
+        """Figures of the method's own, logged with the epoch that just ended (after
+        end_of_epoch): numbers, strings or None."""
+        return {}
 
     def threat_model(self) -> dict | None:
         """{"norm", "eps"}: the ball it trains against, at its (target) ε; None if it has

@@ -107,6 +107,8 @@ class YOPO(StepFollowsEps, Method):
                "alone; m full and m·n first-layer passes")
     claim = "YOPO reaches PGD-AT's robustness in about 1/5 of its time"
     claim_kind = "time"
+    claim_ratio = 1 / 5
+    claim_ratio_says = "the paper's own figure"
     flags = {"alpha": "step η of δ at the target ε", "yopo_m": "full passes m",
              "yopo_n": "first-layer updates n per full pass"}
     params = {"yopo_m": "m", "yopo_n": "n"}
