@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -366,6 +367,9 @@ def _eval_parser(sub) -> None:
     p.add_argument("--n", type=positive_int, default=None,
                    help="evaluate the first N test examples")
     p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="processes that attack batches side by side, one BLAS thread each "
+                        "(default: one per available CPU); the results do not depend on it")
     p.add_argument("--certify", action="store_true",
                    help="also certify each example (L∞) by interval bound propagation and by "
                         "CROWN-IBP: the certified accuracy is a lower bound on the robust "
@@ -460,12 +464,14 @@ def _plan_line(args, attacks, n: int) -> str:
             f"{args.batch_size}, {args.norm} eps = {eps}")
 
 
-def _estimate(n: int, n_eps: int, batch_size: int):
+def _estimate(n: int, n_eps: int, batch_size: int, workers: int = 1):
     """An on_batch callback that prints, after the first batch, the time for all n examples
-    (and every ε) extrapolated from it."""
+    (and every ε) extrapolated from it (the batches taken `workers` at a time)."""
+    rounds = math.ceil(math.ceil(n / batch_size) / workers)
+
     def on_batch(done: int, seconds: float) -> None:
         if done == min(batch_size, n) < n:
-            total = seconds * n / done * n_eps
+            total = seconds * rounds * n_eps
             at_each = f" at {n_eps} ε" if n_eps > 1 else ""
             print(f"first batch: {done} of {n} examples in {_duration(seconds)}; estimated "
                   f"time for all {n}{at_each}: about {_duration(total)}", flush=True)
@@ -570,6 +576,16 @@ def _certified(model, x, y, eps: float, report, meta: dict, norm: str) -> dict:
             "examples": status.tolist()}
 
 
+def _workers(given: int | None) -> int:
+    """--workers, or by default one per CPU this process may run on."""
+    if given is not None:
+        return given
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                         # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def cmd_eval(args) -> int:
     from .attacks.checks import GradientMaskingWarning
     from .attacks.evaluate import evaluate
@@ -601,13 +617,15 @@ def cmd_eval(args) -> int:
     if args.attack == ["standard"]:
         print("for a fast check, --attack quick runs the same cascade with smaller budgets")
     results = []
-    estimate = _estimate(len(x), len(plans), args.batch_size)
+    workers = _workers(args.workers)
+    estimate = _estimate(len(x), len(plans), args.batch_size, workers)
     for eps, attacks, cascade in plans:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GradientMaskingWarning)
             report = evaluate(model, x, y, attacks, batch_size=args.batch_size,
                               progress=not args.no_progress, cascade=cascade,
-                              on_batch=None if results else estimate)
+                              on_batch=None if results else estimate,
+                              workers=workers)
         if not results:
             print(f"{'attack':<48}{'norm':<6}{'eps':>7}{'accuracy':>10}")
             print(f"{'clean':<48}{'':<6}{'':>7}{report.clean_accuracy:>10.4f}")

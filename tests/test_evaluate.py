@@ -289,3 +289,45 @@ def test_a_new_attack_is_one_declaration_and_one_registration(monkeypatch):
     assert [a.label for a in specs] == ["noise(eps=0.1, restarts=1, rng=4, steps=7)"]
     with pytest.raises(UsageError, match="--attack noise is an L∞ attack"):
         _eval_attacks(eval_args("--attack", "noise", "--norm", "l2"), 0.1)
+
+
+# ---- worker processes ------------------------------------------------------------------
+class Unimportable(nn.Module):
+    """A model class the workers cannot import (tests/ is not on their path)."""
+
+    def __init__(self):
+        self.inner = npadv.mlp(seed=0)
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def test_workers_give_the_results_of_one_process_example_for_example():
+    net = npadv.mlp(seed=3)
+    x_train, y_train, x, y = load_mnist_5k()
+    optimizer = optim.SGD(net.parameters(), 0.1)
+    for xb, yb in iterate_batches(x_train[:1000], y_train[:1000], 100, seed=0):
+        optimizer.zero_grad()
+        npadv.functional.cross_entropy(net(Tensor(xb)), yb).backward()
+        optimizer.step()
+    x, y = x[:90], y[:90]
+    one = evaluate(net, x, y, "quick", eps=0.03, batch_size=20)
+    seen = []
+    two = evaluate(net, x, y, "quick", eps=0.03, batch_size=20, workers=2,
+                   on_batch=lambda done, seconds: seen.append(done))
+    assert 0 < one.robust_accuracy < one.clean_accuracy      # some examples broken, some not
+    np.testing.assert_array_equal(two.robust, one.robust)
+    assert two.attack_accuracy == one.attack_accuracy and two.warnings == one.warnings
+    assert len(seen) == 5 and seen[-1] == 90                 # every batch, counted once
+    assert all(a < b for a, b in zip(seen, seen[1:]))
+
+
+def test_a_failing_worker_is_reported_with_its_traceback():
+    from npadv.attacks.workers import WorkerError
+
+    x = np.zeros((4, 1, 28, 28), dtype=np.float32)
+    with pytest.raises(WorkerError, match="No module named 'test_evaluate'"):
+        evaluate(Unimportable(), x, np.zeros(4, int), "quick", eps=0.1, batch_size=2,
+                 workers=2)
+    with pytest.raises(ValueError, match="workers"):
+        evaluate(npadv.mlp(), x, np.zeros(4, int), "quick", eps=0.1, workers=0)

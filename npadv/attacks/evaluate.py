@@ -272,7 +272,8 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | st
              eps: float | None = None, batch_size: int = 256, progress: bool = False,
              checks: bool = True, tol: float = 0.02, margin_tol: float = 0.03,
              cascade: bool | None = None,
-             on_batch: Callable[[int, float], None] | None = None) -> EvalReport:
+             on_batch: Callable[[int, float], None] | None = None,
+             workers: int = 1) -> EvalReport:
     """Clean, per-attack and robust (worst case over all attacks) accuracy.
 
     Args:
@@ -293,6 +294,8 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | st
             (default: True for a suite, False for Attack specs).
         on_batch: called after each batch as on_batch(examples done, seconds since the
             start), e.g. to estimate the time left from the first batch.
+        workers: processes that attack the batches side by side (each with one BLAS
+            thread); the results are the same as with 1, example for example.
 
     Returns:
         EvalReport; robust_accuracy ≤ each attack's accuracy ≤ clean_accuracy.
@@ -315,30 +318,26 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | st
         if not isinstance(a, Attack):
             raise TypeError(f"attacks must be Attack specs, got {type(a).__name__}")
     cascade = bool(cascade)
+    workers = check_workers(workers)
     n = len(x)
     clean = np.zeros(n, dtype=bool)
     under = np.zeros((len(attacks), n), dtype=bool)
     ran_on: list[np.ndarray] = []                  # first batch: where each attack ran
-    bar = _progress(-(-n // batch_size) * max(len(attacks), 1), progress)
+    bar = _progress(-(-n // batch_size), progress)
     start = time.perf_counter()
+    starts = range(0, n, batch_size)
+    done = 0
     with evaluating(model):
-        for s in range(0, n, batch_size):
-            xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-            clean[s:s + batch_size] = alive = correct(model, xb, yb)
-            for i, attack in enumerate(attacks):
-                idx = np.flatnonzero(alive if cascade else clean[s:s + batch_size])
-                if s == 0:
-                    ran_on.append(idx)
-                ok = np.zeros(len(xb), dtype=bool)
-                if idx.size:
-                    ok[idx] = correct(model, attack.run(model, xb[idx], yb[idx]), yb[idx])
-                under[i, s:s + batch_size] = ok
-                if cascade:
-                    alive = ok
-                if bar is not None:
-                    bar.update(1)
+        for s, (clean_b, under_b, ran_on_b) in _batches(model, x, y, attacks, cascade,
+                                                         starts, batch_size, workers):
+            clean[s:s + batch_size], under[:, s:s + batch_size] = clean_b, under_b
+            if s == 0:
+                ran_on = ran_on_b
+            done += len(clean_b)
+            if bar is not None:
+                bar.update(1)
             if on_batch is not None:
-                on_batch(min(s + batch_size, n), time.perf_counter() - start)
+                on_batch(done, time.perf_counter() - start)
         accuracies = [float(u.mean()) if n else 0.0 for u in under]
         messages = (_run_checks(model, x[:batch_size], y[:batch_size], attacks, accuracies,
                                 ran_on, under[:, :batch_size], cascade, tol, margin_tol)
@@ -352,6 +351,51 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | st
                       robust_accuracy=float(robust.mean()) if n else 0.0,
                       attack_accuracy=dict(zip(_unique_labels(attacks), accuracies, strict=True)),
                       robust=robust, warnings=messages, cascade=cascade)
+
+
+def attack_batch(model, xb: np.ndarray, yb: np.ndarray, attacks: Sequence[Attack],
+                 cascade: bool) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """One batch of the evaluation: (clean (B,), under (attacks, B), ran_on), where ran_on
+    holds, per attack, the indices of the batch it ran on. The model is in eval mode."""
+    clean = alive = correct(model, xb, yb)
+    under = np.zeros((len(attacks), len(xb)), dtype=bool)
+    ran_on = []
+    for i, attack in enumerate(attacks):
+        idx = np.flatnonzero(alive if cascade else clean)
+        ran_on.append(idx)
+        ok = np.zeros(len(xb), dtype=bool)
+        if idx.size:
+            ok[idx] = correct(model, attack.run(model, xb[idx], yb[idx]), yb[idx])
+        under[i] = ok
+        if cascade:
+            alive = ok
+    return clean, under, ran_on
+
+
+def check_workers(workers) -> int:
+    """workers as an int >= 1; ValueError otherwise."""
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    return int(workers)
+
+
+def _batches(model, x, y, attacks, cascade, starts, batch_size, workers):
+    """Yield (start, attack_batch's results) for each batch, in order of completion.
+
+    With workers > 1 the batches are dealt round-robin to that many worker processes
+    (workers.py), each with one BLAS thread: several multi-threaded BLAS on a few cores
+    slow each other down. Each batch is the same batch with the same seeded attacks
+    wherever it runs, so the results are those of workers = 1, example for example.
+    """
+    if workers == 1 or len(starts) == 1:
+        for s in starts:
+            yield s, attack_batch(model, x[s:s + batch_size], y[s:s + batch_size], attacks,
+                                  cascade)
+        return
+    from .workers import run_in_workers
+
+    jobs = [(s, x[s:s + batch_size], y[s:s + batch_size]) for s in starts]
+    yield from run_in_workers(model, attacks, cascade, jobs, workers)
 
 
 def robust_accuracy_curve(model, x: np.ndarray, y: np.ndarray, eps_list: Sequence[float],
