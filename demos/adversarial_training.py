@@ -32,6 +32,7 @@ from npadv.experiments import (
     reference,
     report,
 )
+from npadv.workers import available_cpus
 
 parser = argparse.ArgumentParser(description="training methods at convergence, MNIST-5k")
 parser.add_argument("--quick", action="store_true",
@@ -71,6 +72,7 @@ what = (f"{settings['budget']:g} s of training each" if args.quick
 summary = compare(entries, data, eps=args.eps, budget=settings["budget"],
                   n_eval=settings["n_eval"], check_size=settings["check_size"],
                   attacks=suite(settings["suite"], args.eps), out=args.out, progress=True,
+                  workers=available_cpus(),
                   title=f"MNIST-5k ({len(data[0]):,} train), small_cnn, L∞ ε = {args.eps}, "
                         f"{what}")
 

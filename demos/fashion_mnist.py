@@ -33,6 +33,7 @@ from npadv.checkpoint import load_model
 from npadv.data import load_fashion_mnist
 from npadv.experiments import PLANS, compare, converge, reference, report, slug
 from npadv.files import atomic_output, write_json
+from npadv.workers import available_cpus
 
 parser = argparse.ArgumentParser(description="training methods on full Fashion-MNIST")
 parser.add_argument("--quick", action="store_true", help="a 3,000-image slice, 2 s budget")
@@ -77,7 +78,7 @@ what = ("2 s of training each" if args.quick
         else f"{EPOCHS} epochs each (Free-8: {FREE_PASSES} passes)")
 summary = compare(entries, (x_train, y_train, x_test, y_test), eps=args.eps, budget=budget,
                   n_eval=n_eval, check_size=100 if args.quick else 500, attacks=attacks,
-                  out=args.out, progress=True,
+                  out=args.out, progress=True, workers=available_cpus(),
                   title=f"Fashion-MNIST ({len(x_train):,} train), small_cnn, L∞ ε = "
                         f"{args.eps}, {what}")
 report(summary, args.out)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -578,12 +577,9 @@ def _certified(model, x, y, eps: float, report, meta: dict, norm: str) -> dict:
 
 def _workers(given: int | None) -> int:
     """--workers, or by default one per CPU this process may run on."""
-    if given is not None:
-        return given
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:                         # not on Linux
-        return max(1, os.cpu_count() or 1)
+    from .workers import available_cpus
+
+    return available_cpus() if given is None else given
 
 
 def cmd_eval(args) -> int:

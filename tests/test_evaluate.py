@@ -319,11 +319,11 @@ def test_workers_give_the_results_of_one_process_example_for_example():
     np.testing.assert_array_equal(two.robust, one.robust)
     assert two.attack_accuracy == one.attack_accuracy and two.warnings == one.warnings
     assert len(seen) == 5 and seen[-1] == 90                 # every batch, counted once
-    assert all(a < b for a, b in zip(seen, seen[1:]))
+    assert all(a < b for a, b in zip(seen, seen[1:], strict=False))
 
 
 def test_a_failing_worker_is_reported_with_its_traceback():
-    from npadv.attacks.workers import WorkerError
+    from npadv.workers import WorkerError
 
     x = np.zeros((4, 1, 28, 28), dtype=np.float32)
     with pytest.raises(WorkerError, match="No module named 'test_evaluate'"):

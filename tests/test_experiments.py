@@ -2,6 +2,8 @@
 each claim's verdict of the kind its method declares."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from npadv.experiments.report import format_table
@@ -148,3 +150,10 @@ def test_a_run_folder_of_other_settings_is_refused(tmp_path):
     _compare(tmp_path, epochs=2)
     with pytest.raises(ResumeError, match="other settings"):
         _compare(tmp_path, epochs=3)
+
+
+def test_rows_side_by_side_give_the_rows_of_one_process(tmp_path):
+    one = _compare(tmp_path / "one")
+    two = _compare(tmp_path / "two", workers=2)
+    assert [_without_times(r) for r in two["rows"]] == [_without_times(r) for r in one["rows"]]
+    assert json.loads((tmp_path / "two/fast-at/row.json").read_text())["label"] == "Fast AT"

@@ -372,6 +372,11 @@ def attack_batch(model, xb: np.ndarray, yb: np.ndarray, attacks: Sequence[Attack
     return clean, under, ran_on
 
 
+def _attack_batch_in_eval_mode(model, xb, yb, attacks, cascade):
+    with evaluating(model):
+        return attack_batch(model, xb, yb, attacks, cascade)
+
+
 def check_workers(workers) -> int:
     """workers as an int >= 1; ValueError otherwise."""
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
@@ -383,7 +388,7 @@ def _batches(model, x, y, attacks, cascade, starts, batch_size, workers):
     """Yield (start, attack_batch's results) for each batch, in order of completion.
 
     With workers > 1 the batches are dealt round-robin to that many worker processes
-    (workers.py), each with one BLAS thread: several multi-threaded BLAS on a few cores
+    (npadv.workers), each with one BLAS thread: several multi-threaded BLAS on a few cores
     slow each other down. Each batch is the same batch with the same seeded attacks
     wherever it runs, so the results are those of workers = 1, example for example.
     """
@@ -392,10 +397,11 @@ def _batches(model, x, y, attacks, cascade, starts, batch_size, workers):
             yield s, attack_batch(model, x[s:s + batch_size], y[s:s + batch_size], attacks,
                                   cascade)
         return
-    from .workers import run_in_workers
+    from ..workers import run_in_workers
 
-    jobs = [(s, x[s:s + batch_size], y[s:s + batch_size]) for s in starts]
-    yield from run_in_workers(model, attacks, cascade, jobs, workers)
+    jobs = [(s, (model, x[s:s + batch_size], y[s:s + batch_size], attacks, cascade))
+            for s in starts]
+    yield from run_in_workers(_attack_batch_in_eval_mode, jobs, workers)
 
 
 def robust_accuracy_curve(model, x: np.ndarray, y: np.ndarray, eps_list: Sequence[float],

@@ -16,6 +16,7 @@ from ..methods import accepted, build_method, method_class
 from ..models import build_model
 from ..optim import SGD
 from ..training.loop import ResumeError, TrainConfig, train
+from ..workers import available_cpus
 from .plans import DEMO_FULL, DEMO_QUICK, PLANS, Entry, converge, evaluation, reference
 from .report import plot_comparison, report
 from .verdicts import time_to_robustness, verdicts
@@ -55,7 +56,7 @@ def epochs_for(entry: Entry, budget: float, epoch_seconds: float) -> int:
 def run_entry(entry: Entry, data, eps: float, budget: float | None, model_name: str = "small-cnn",
               seed: int = 0, batch_size: int = 128, check_size: int = 200,
               attacks: list[Attack] | None = None, n_eval: int = 1000, out: Path | None = None,
-              progress: bool = False) -> dict:
+              progress: bool = False, workers: int = 1) -> dict:
     """Train one row and evaluate it. Returns the row (accuracies, time, cost, the curve).
 
     With `out`, the row is a run folder out/<label>/ holding the checkpoint, the per-epoch
@@ -96,7 +97,8 @@ def run_entry(entry: Entry, data, eps: float, budget: float | None, model_name: 
     t0 = time.perf_counter()
     x_test, y_test = data[2][:n_eval], data[3][:n_eval]
     report = evaluate(model, x_test, y_test, attacks if attacks is not None else
-                      evaluation(eps, seed=seed), cascade=True, checks=False)
+                      evaluation(eps, seed=seed), cascade=True, checks=False,
+                      workers=workers)
     last = history[-1]
     checks = [r.get("robust_acc") for r in history]
     row = {"label": entry.label, "method": entry.method, "flags": entry.flags,
@@ -133,7 +135,8 @@ def _undertrained(checks: list) -> bool:
 def compare(entries: list[Entry], data, eps: float = 0.1, budget: float | None = 20.0,
             model_name: str = "small-cnn", seed: int = 0, n_eval: int = 1000,
             check_size: int = 200, batch_size: int = 128, attacks: list[Attack] | None = None,
-            out: str | Path | None = None, progress: bool = False, title: str = "") -> dict:
+            out: str | Path | None = None, progress: bool = False, title: str = "",
+            workers: int = 1) -> dict:
     """Train and evaluate every entry; return a summary with rows, verdicts and settings.
 
     data: (x_train, y_train, x_test, y_test), images in [0, 1]. eps: the L∞ radius of
@@ -141,18 +144,20 @@ def compare(entries: list[Entry], data, eps: float = 0.1, budget: float | None =
     epochs ignore it). With `out`, each row is a run folder there (see run_entry: a rerun
     continues), and comparison.json and comparison.png (robust accuracy against training
     time) are written there. wall_time in the summary is this call's; rows_time the
-    training and evaluation time of all rows, whichever call ran them.
+    training and evaluation time of all rows, whichever call ran them. workers: processes
+    that train and evaluate rows side by side, one BLAS thread each (npadv.workers); the
+    time to robustness is measured in each row's own CPU time, so it does not depend on
+    how many run at once.
     """
     out = None if out is None else Path(out)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     attacks = attacks if attacks is not None else evaluation(eps, seed=seed)
     t0 = time.perf_counter()
-    rows = []
-    for entry in entries:
-        row = run_entry(entry, data, eps, budget, model_name, seed, batch_size, check_size,
-                        attacks, n_eval, out, progress)
-        rows.append(row)
+    settings = (eps, budget, model_name, seed, batch_size, check_size, attacks, n_eval, out)
+    rows = [None] * len(entries)
+    for i, row in _rows(entries, data, settings, progress, workers):
+        rows[i] = row
         if progress:
             print(f"{row['label']}: clean {row['clean_acc']:.3f}, robust {row['robust_acc']:.3f}, "
                   f"{row['train_time']:.1f} s", flush=True)
@@ -169,6 +174,31 @@ def compare(entries: list[Entry], data, eps: float = 0.1, budget: float | None =
         write_json(out / "comparison.json", summary)
         plot_comparison(summary, out / "comparison.png")
     return summary
+
+
+def _rows(entries, data, settings, progress, workers):
+    """Yield (index, row) for every entry: in order here, or as they finish in `workers`
+    worker processes, which read the data from .npy files in a temporary folder."""
+    if workers == 1 or len(entries) == 1:
+        for i, entry in enumerate(entries):
+            yield i, run_entry(entry, data, *settings, progress=progress)
+        return
+    import tempfile
+
+    from ..workers import run_in_workers
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for name, array in zip(("x_train", "y_train", "x_test", "y_test"), data, strict=True):
+            paths.append(Path(tmp) / f"{name}.npy")
+            np.save(paths[-1], np.asarray(array))
+        jobs = [(i, (entry, paths, settings)) for i, entry in enumerate(entries)]
+        yield from run_in_workers(_run_entry_from_files, jobs, workers)
+
+
+def _run_entry_from_files(entry: Entry, paths: list[Path], settings: tuple) -> dict:
+    data = tuple(np.load(p) for p in paths)
+    return run_entry(entry, data, *settings)
 
 
 def mnist_demo(quick: bool = False, eps: float = 0.1, methods: list[str] | None = None,
@@ -204,7 +234,7 @@ def mnist_demo(quick: bool = False, eps: float = 0.1, methods: list[str] | None 
     summary = compare(plan, data, eps=eps, budget=settings["budget"], seed=seed,
                       n_eval=settings["n_eval"], check_size=settings["check_size"],
                       attacks=suite(settings["suite"], eps, seed=seed), out=out,
-                      progress=progress,
+                      progress=progress, workers=available_cpus(),
                       title=f"MNIST-5k ({len(data[0]):,} train), small_cnn, L∞ ε = {eps}, {what}")
     report(summary, out)
     return summary

@@ -1,13 +1,14 @@
-"""Batches of an evaluation attacked in worker processes, side by side.
+"""Independent jobs run in worker processes, side by side: an evaluation's batches, a
+comparison's rows.
 
-    for start, result in run_in_workers(model, attacks, cascade, jobs, workers=2): ...
+    for key, result in run_in_workers(fn, [(key, args), ...], workers=2): ...
 
-Each worker is a fresh interpreter (`python -m npadv.attacks.workers`) with one BLAS
-thread. It reads its share of the jobs, pickled, from stdin: the model, the attack specs,
-and a list of (start, x, y) batches dealt to it round-robin; it runs evaluate.attack_batch
-on each batch and writes (start, result) to stdout after each one, so results arrive as
-they are done. A worker that fails writes ("error", traceback) and exits 1, and
-run_in_workers raises WorkerError with that traceback.
+Each worker is a fresh interpreter (`python -m npadv.workers`) with one BLAS thread. It
+reads, pickled from stdin, a module-level function and its share of the jobs (dealt
+round-robin), calls fn(*args) for each, and writes (key, result) to stdout after each one,
+so results arrive as they are done. A worker that fails writes ("error", traceback) and
+exits 1, and run_in_workers raises WorkerError with that traceback. Arguments and results
+must pickle, and their classes must be importable in a fresh interpreter.
 
 Fresh interpreters, not multiprocessing: multiprocessing's spawn re-runs the caller's
 script in each worker (a notebook-style script without a main guard would start over),
@@ -26,17 +27,25 @@ from collections.abc import Iterator
 ONE_THREAD = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (at least 1)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                         # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 class WorkerError(RuntimeError):
     """A worker process failed; the message holds its traceback."""
 
 
-def run_in_workers(model, attacks, cascade: bool, jobs: list, workers: int) -> Iterator:
-    """Yield (start, result) for every job (start, x, y), in order of completion."""
+def run_in_workers(fn, jobs: list, workers: int) -> Iterator:
+    """Yield (key, fn(*args)) for every job (key, args), in order of completion."""
     shares = [jobs[i::workers] for i in range(min(workers, len(jobs)))]
     env = {**os.environ, **ONE_THREAD}
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    procs = [subprocess.Popen([sys.executable, "-m", "npadv.attacks.workers"],
+    procs = [subprocess.Popen([sys.executable, "-m", "npadv.workers"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
              for _ in shares]
     results: queue.Queue = queue.Queue()
@@ -53,7 +62,7 @@ def run_in_workers(model, attacks, cascade: bool, jobs: list, workers: int) -> I
         for proc, share, reader in zip(procs, shares, readers, strict=True):
             reader.start()
             try:
-                pickle.dump((model, attacks, cascade, share), proc.stdin)
+                pickle.dump((fn, share), proc.stdin)
                 proc.stdin.close()
             except BrokenPipeError:         # it failed while reading: its error follows
                 pass
@@ -61,12 +70,12 @@ def run_in_workers(model, attacks, cascade: bool, jobs: list, workers: int) -> I
         while left:
             item = results.get()
             if item[0] == "error":
-                raise WorkerError(f"an evaluation worker failed:\n{item[1]}")
+                raise WorkerError(f"a worker process failed:\n{item[1]}")
             if item[0] == "exit":
                 running -= 1
                 if item[1].wait() != 0 or not running:
-                    raise WorkerError(f"an evaluation worker exited with code "
-                                      f"{item[1].returncode} before its batches were done")
+                    raise WorkerError(f"a worker process exited with code "
+                                      f"{item[1].returncode} before its jobs were done")
                 continue
             left -= 1
             yield item
@@ -80,16 +89,12 @@ def run_in_workers(model, attacks, cascade: bool, jobs: list, workers: int) -> I
 def main() -> int:
     import traceback
 
-    from ..nn import evaluating
-    from .evaluate import attack_batch
-
     out = sys.stdout.buffer
     try:
-        model, attacks, cascade, share = pickle.load(sys.stdin.buffer)
-        with evaluating(model):
-            for start, x, y in share:
-                pickle.dump((start, attack_batch(model, x, y, attacks, cascade)), out)
-                out.flush()
+        fn, share = pickle.load(sys.stdin.buffer)
+        for key, args in share:
+            pickle.dump((key, fn(*args)), out)
+            out.flush()
     except BaseException:                              # noqa: BLE001 - reported to the caller
         pickle.dump(("error", traceback.format_exc()), out)
         out.flush()
