@@ -41,23 +41,28 @@ t_start = time.perf_counter()
 # ## Three models
 #
 # The runs are kept in `--out`: a rerun loads the trained models instead of training again.
-# IBP training ramps ε from 0 over the first half of training, while its weight on the
-# clean loss falls from 1 to 0.5 (Gowal et al.'s schedule); Adam, as in the paper.
+# IBP training ramps ε from 0 over the first 20 of its 60 epochs, while its weight on the
+# clean loss falls from 1 to 0.5 (Gowal et al.'s schedule); Adam, as in the paper. Like
+# Gowal et al., who train at ε = 0.2 the MNIST models they certify at ε = 0.1, it trains
+# at twice the ε it is judged at: the bounds it minimises then leave a margin at 0.1.
 
 # %%
 x_train, y_train, x_test, y_test = load_mnist_5k()
 model_name = "mlp" if args.quick else "small-cnn"
 n_train, n_test = (1000, 50) if args.quick else (4000, 500)
 data = (x_train[:n_train], y_train[:n_train], x_test, y_test)
-EPS_TRAIN = 0.1
+EPS_TRAIN = 0.1                      # PGD-AT's ε, and the ε of the table below
+EPS_IBP_TRAIN = 0.2
 PLAN = {  # label: (method, its flags, loop settings)
     "natural": ("natural", {}, {"epochs": 2 if args.quick else 10}),
     "PGD-AT": ("pgd", {"eps": EPS_TRAIN, "steps": 3 if args.quick else 7},
                {"epochs": 2 if args.quick else 10, "eval_eps": EPS_TRAIN}),
-    "IBP": ("ibp", {"eps": EPS_TRAIN},
-            {"epochs": 4 if args.quick else 30, "eps_ramp": 2 if args.quick else 15,
+    "IBP": ("ibp", {"eps": EPS_IBP_TRAIN},
+            {"epochs": 4 if args.quick else 60, "eps_ramp": 2 if args.quick else 20,
              "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "eval_eps": EPS_TRAIN}),
 }
+TITLES = {"natural": "natural training", "PGD-AT": f"PGD-AT (ε = {EPS_TRAIN})",
+          "IBP": f"IBP training (ε = {EPS_IBP_TRAIN})"}
 models = {}
 for label, (method, flags, loop) in PLAN.items():
     run = args.out / f"{label.lower().replace('-', '')}-{model_name}"
@@ -123,17 +128,20 @@ for ax, (label, rows) in zip(axes, results.items(), strict=True):
     ax.plot(eps, upper, "o-", color="tab:red", label="attacked (upper bound)")
     ax.plot(eps, lower, "s--", color="tab:blue", label="certified, CROWN-IBP (lower)")
     ax.plot(eps, [r["ibp"] for r in rows], ":", color="tab:blue", label="certified, IBP")
-    ax.set_title(label)
+    ax.set_title(TITLES[label])
     ax.set_xlabel("L∞ ε")
+    ax.set_xticks([e for e in eps_grid if round(e / 0.05, 9).is_integer()])
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
 axes[0].set_ylabel(f"accuracy on {n_test} MNIST-5k test images")
-axes[-1].legend(fontsize=8, loc="upper right")
-fig.tight_layout()
+handles, labels = axes[0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=9, frameon=False)
+fig.tight_layout(rect=(0, 0.07, 1, 1))
 fig.savefig(args.out / "certified.png", dpi=120)
 plt.close(fig)
 
 record = {"model": model_name, "n_train": n_train, "n_test": n_test, "eps_train": EPS_TRAIN,
+          "eps_ibp_train": EPS_IBP_TRAIN,
           "apgd_steps": steps, "plan": {k: list(v) for k, v in PLAN.items()},
           "results": results, "wall_time": time.perf_counter() - t_start}
 (args.out / "certified.json").write_text(json.dumps(record, indent=2))
