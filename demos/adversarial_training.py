@@ -8,7 +8,7 @@
 # which its check first comes within 2 points of the PGD-7-AT reference's final check, as
 # a fraction of the reference's own time to get there. TRADES claims more robustness at a
 # small clean cost; each final model is attacked by `npadv eval`'s default suite (APGD-CE,
-# APGD-T, Square) on 500 test images. This is `npadv demo`.
+# APGD-T, Square) on 100 test images. This is `npadv demo`.
 #
 # Under --quick every method gets the same 2 s budget instead (2,000 training images, the
 # quick suite): a short, honest version that ranks how much robustness 2 s buy.
@@ -46,8 +46,8 @@ settings = DEMO_QUICK if args.quick else DEMO_FULL
 # %% [markdown]
 # ## The plan
 # Each row is a method from `npadv.methods` with its paper's settings and the claim its
-# paper makes. Free-8 replays each minibatch 8 times, so 6 passes over the data are 48 of
-# its epochs.
+# paper makes: 8 epochs each, where the reference's check has levelled off. Free-8
+# replays each minibatch 8 times, so its 6 passes over the data are 48 of its epochs.
 
 # %%
 if args.quick:
@@ -60,8 +60,9 @@ for e in entries:
 
 # %% [markdown]
 # ## Train and evaluate
-# `compare` trains each row in its own run folder under --out (an interrupted run
-# continues from its last epoch), evaluates it and writes comparison.json and
+# `compare` trains and evaluates each row in its own run folder under --out (an
+# interrupted run continues from its last epoch), one row per CPU at a time (a row's time
+# is its own CPU time, so this does not change it), and writes comparison.json and
 # comparison.png: the per-epoch check against cumulative training time, with each row's
 # final default-suite evaluation as a star.
 

@@ -100,7 +100,7 @@ def _tiny():
     return x_train[:96], y_train[:96], x_test[:40], y_test[:40]
 
 
-def _compare(out, epochs=3, **kw):
+def _compare(out, epochs=3, n_eval=40, **kw):
     from npadv.attacks import Attack
     from npadv.experiments import Entry, compare
 
@@ -108,7 +108,7 @@ def _compare(out, epochs=3, **kw):
                Entry("PGD-2-AT (reference)", "pgd", {"steps": 2}, epochs=epochs, claim="c",
                      reference=True)]
     return compare(entries, _tiny(), eps=0.1, model_name="mlp", check_size=40, batch_size=32,
-                   n_eval=40, attacks=[Attack("fgsm", 0.1)], out=out, **kw)
+                   n_eval=n_eval, attacks=[Attack("fgsm", 0.1)], out=out, **kw)
 
 
 def _without_times(row):
@@ -144,12 +144,20 @@ def test_an_interrupted_comparison_continues_where_it_stopped(tmp_path, monkeypa
     assert _compare(tmp_path / "cut")["rows"] == again["rows"] and calls == []
 
 
-def test_a_run_folder_of_other_settings_is_refused(tmp_path):
+def test_a_run_folder_of_other_settings_is_refused_or_only_evaluated_again(tmp_path,
+                                                                          monkeypatch):
+    import npadv.training.loop as loop
     from npadv.training.loop import ResumeError
 
-    _compare(tmp_path, epochs=2)
-    with pytest.raises(ResumeError, match="other settings"):
+    first = _compare(tmp_path, epochs=2)
+    with pytest.raises(ResumeError, match="other training settings"):
         _compare(tmp_path, epochs=3)
+    calls = []
+    monkeypatch.setattr(loop, "train_one_epoch", lambda *a: calls.append(a))
+    again = _compare(tmp_path, epochs=2, n_eval=20)     # only the evaluation differs
+    assert calls == []                                  # nothing trained again
+    assert [r["curve"] for r in again["rows"]] == [r["curve"] for r in first["rows"]]
+    assert all(len(r["robust"]) == 20 for r in again["rows"])
 
 
 def test_rows_side_by_side_give_the_rows_of_one_process(tmp_path):

@@ -60,7 +60,8 @@ def run_entry(entry: Entry, data, eps: float, budget: float | None, model_name: 
     """Train one row and evaluate it. Returns the row (accuracies, time, cost, the curve).
 
     With `out`, the row is a run folder out/<label>/ holding the checkpoint, the per-epoch
-    log and row.json: a rerun returns a finished row from row.json, continues an
+    log and row.json: a rerun returns a finished row from row.json (or, if only the
+    evaluation settings changed, evaluates its trained model again), continues an
     unfinished one from its checkpoint (which must match these settings: ResumeError
     otherwise), and trains the others from scratch.
     """
@@ -72,10 +73,13 @@ def run_entry(entry: Entry, data, eps: float, budget: float | None, model_name: 
                 "evaluation": [a.label for a in attacks] if attacks is not None else None}
     if folder is not None and (folder / "row.json").exists():
         row = json.loads((folder / "row.json").read_text())
-        if row.get("settings") == json.loads(strict_json(settings)):
+        stored, wanted = row.get("settings") or {}, json.loads(strict_json(settings))
+        if stored == wanted:
             return row
-        raise ResumeError(f"{folder / 'row.json'} was made with other settings; give "
-                          "another output folder, or delete this one to start over")
+        if _training(stored) != _training(wanted):
+            raise ResumeError(f"{folder / 'row.json'} was made with other training settings; "
+                              "give another output folder, or delete this one to start over")
+        # the same training, another evaluation: the checkpoint is reused, the row redone
     if entry.epochs is None:
         if budget is None:
             raise ValueError(f"{entry.label}: give a budget or fixed epochs")
@@ -119,6 +123,14 @@ def run_entry(entry: Entry, data, eps: float, budget: float | None, model_name: 
     if folder is not None:
         write_json(folder / "row.json", row)
     return row
+
+
+EVALUATION_SETTINGS = ("n_eval", "evaluation")
+
+
+def _training(settings: dict) -> dict:
+    """A row's settings without those of its evaluation."""
+    return {k: v for k, v in settings.items() if k not in EVALUATION_SETTINGS}
 
 
 def slug(label: str) -> str:

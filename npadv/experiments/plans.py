@@ -93,7 +93,7 @@ def evaluation(eps: float, pgd_steps: int = 40, restarts: int = 2, apgd_steps: i
             Attack("apgd", eps, steps=apgd_steps, loss="dlr", rng=seed)]
 
 
-DEMO_FULL = {"n_train": 4000, "epochs": 15, "free_passes": 6, "budget": None,
-             "n_eval": 500, "check_size": 200, "suite": "standard"}
+DEMO_FULL = {"n_train": 4000, "epochs": 8, "free_passes": 6, "budget": None,
+             "n_eval": 100, "check_size": 200, "suite": "standard"}
 DEMO_QUICK = {"n_train": 2000, "budget": 2.0, "reference_epochs": 4, "reference_steps": 2,
               "n_eval": 100, "check_size": 100, "suite": "quick"}
