@@ -70,30 +70,23 @@ def test_apgd_restarts_only_add_successes():
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
-def test_early_stop_does_not_change_which_examples_are_fooled(norm):
+@pytest.mark.parametrize("attack", ["apgd", "apgd-t"])
+def test_early_stop_does_not_change_which_examples_are_fooled(attack, norm):
+    # an example's run does not depend on the others (and APGD-T's next target runs on the
+    # examples no earlier one fooled, from starts drawn for them): the same examples are
+    # fooled with and without early_stop, and the unfooled end where they did
     net = tiny_net(6)
     x = np.random.default_rng(8).random((80, 2, 3, 2))
     y = np.arange(80) % 5
     eps = 0.1 if norm == "linf" else 0.3
-    full = apgd(net, x, y, eps, norm=norm, steps=15, restarts=2, rng=9)
-    early = apgd(net, x, y, eps, norm=norm, steps=15, restarts=2, rng=9, early_stop=True)
-    fooled = net(Tensor(full)).data.argmax(1) != y
-    assert 0 < fooled.mean() < 1
-    np.testing.assert_array_equal(net(Tensor(early)).data.argmax(1) != y, fooled)
 
+    def run(**kw):
+        if attack == "apgd":
+            return apgd(net, x, y, eps, norm=norm, steps=15, restarts=2, rng=9, **kw)
+        return apgd_targeted(net, x, y, eps, norm=norm, steps=12, n_targets=4, rng=11, **kw)
 
-@pytest.mark.parametrize("norm", ["linf", "l2"])
-def test_apgd_targeted_early_stop_does_not_change_which_examples_are_fooled(norm):
-    # each target runs on the examples no earlier target fooled, from starts drawn for
-    # them: the same sets with and without early_stop, so the unfooled end where they did
-    net = tiny_net(6)
-    x = np.random.default_rng(10).random((80, 2, 3, 2))
-    y = np.arange(80) % 5
-    eps = 0.1 if norm == "linf" else 0.3
-    full, loss_full = apgd_targeted(net, x, y, eps, norm=norm, steps=12, n_targets=4, rng=11,
-                                    return_loss=True)
-    early, loss_early = apgd_targeted(net, x, y, eps, norm=norm, steps=12, n_targets=4,
-                                      rng=11, early_stop=True, return_loss=True)
+    full, loss_full = run(return_loss=True)
+    early, loss_early = run(early_stop=True, return_loss=True)
     fooled = net(Tensor(full)).data.argmax(1) != y
     assert 0 < fooled.mean() < 1
     np.testing.assert_array_equal(net(Tensor(early)).data.argmax(1) != y, fooled)
