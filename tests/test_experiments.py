@@ -46,6 +46,7 @@ def test_time_to_robustness_against_the_reference():
     assert by["free"]["time_ratio"] == pytest.approx(2)
     assert show_ratio(8 / 30) == "1/3.8 of the reference's time"
     assert show_ratio(2.0) == "2.0× the reference's time" and show_ratio(None) == "never"
+    assert show_ratio(0.0) == "no measurable time"      # CPU time ticks in 10 ms
 
 
 def test_each_claim_is_judged_by_its_kind():

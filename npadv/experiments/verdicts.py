@@ -48,9 +48,12 @@ def time_to_robustness(rows: list[dict], tolerance: float = 0.02) -> None:
 
 
 def show_ratio(ratio: float | None) -> str:
-    """0.2 -> "1/5.0 of the reference's time"; None -> "never"."""
+    """0.2 -> "1/5.0 of the reference's time"; None -> "never"; 0 (a time below the
+    clock's resolution, 10 ms of CPU time) -> "no measurable time"."""
     if ratio is None:
         return "never"
+    if ratio <= 0:
+        return "no measurable time"
     return f"1/{1 / ratio:.1f} of the reference's time" if ratio < 1 else \
         f"{ratio:.1f}× the reference's time"
 
