@@ -25,11 +25,10 @@ from npadv.attacks import suite
 from npadv.experiments import (
     DEMO_FULL,
     DEMO_QUICK,
-    PLANS,
     compare,
-    converge,
     demo_data,
-    reference,
+    demo_plan,
+    demo_title,
     report,
 )
 from npadv.workers import available_cpus
@@ -50,11 +49,7 @@ settings = DEMO_QUICK if args.quick else DEMO_FULL
 # replays each minibatch 8 times, so its 6 passes over the data are 48 of its epochs.
 
 # %%
-if args.quick:
-    entries = [*PLANS["quick"], reference(settings["reference_epochs"],
-                                          settings["reference_steps"])]
-else:
-    entries = converge(settings["epochs"], settings["free_passes"])
+entries = demo_plan(args.quick)
 for e in entries:
     print(f"{e.label:<24} {e.epochs or 'budget':>6}  {e.claim}")
 
@@ -68,14 +63,11 @@ for e in entries:
 
 # %%
 data = demo_data(settings)
-what = (f"{settings['budget']:g} s of training each" if args.quick
-        else f"{settings['epochs']} epochs each (Free-8: {settings['free_passes']} passes)")
 summary = compare(entries, data, eps=args.eps, budget=settings["budget"],
                   n_eval=settings["n_eval"], check_size=settings["check_size"],
                   attacks=suite(settings["suite"], args.eps), out=args.out, progress=True,
                   workers=available_cpus(),
-                  title=f"MNIST-5k ({len(data[0]):,} train), small_cnn, L∞ ε = {args.eps}, "
-                        f"{what}")
+                  title=demo_title(args.quick, len(data[0]), args.eps))
 
 # %% [markdown]
 # ## The table, and each paper's claim beside what was measured

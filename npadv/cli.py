@@ -697,21 +697,21 @@ def _trained_on(meta: dict) -> str:
 
 # ---- demo -------------------------------------------------------------------------------
 def _demo_parser(sub) -> None:
-    from .methods import names
+    from .experiments.plans import DEMO_METHODS
 
     p = sub.add_parser("demo", help="every method on MNIST-5k trained to convergence, each "
                                     "paper's claim judged by time to robustness against a "
-                                    "PGD-7-AT reference (offline, about 15 min; a rerun "
+                                    "PGD-7-AT reference (offline, 11 min 26 s measured; a rerun "
                                     "continues in --out)")
     p.add_argument("--task", default="image", choices=["image", "text"],
                    help="image: MNIST-5k methods; text: natural/FGM/PGD/FreeLB on the "
                         "synthetic sentiment task over 3 seeds")
     p.add_argument("--quick", action="store_true",
                    help="three methods, 2,000 training and 100 test images, a 2 s budget "
-                        "(about 30 s on 2 cores)")
+                        "(28 s measured on 2 cores)")
     p.add_argument("--eps", type=nonneg, default=None, help="image: L∞ ε (default 0.1)")
-    p.add_argument("--methods", nargs="+", default=None, choices=names("image"),
-                   help="image: subset of methods to run")
+    p.add_argument("--methods", nargs="+", default=None, choices=DEMO_METHODS,
+                   help="image: subset of methods to run (the reference always runs)")
     p.add_argument("--seed", type=seed_int, default=None, help="image: default 0")
     p.add_argument("--out", default=None,
                    help="folder for the results and the runs (default runs/demo, text: "

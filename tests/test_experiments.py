@@ -166,3 +166,16 @@ def test_rows_side_by_side_give_the_rows_of_one_process(tmp_path):
     two = _compare(tmp_path / "two", workers=2)
     assert [_without_times(r) for r in two["rows"]] == [_without_times(r) for r in one["rows"]]
     assert json.loads((tmp_path / "two/fast-at/row.json").read_text())["label"] == "Fast AT"
+
+
+def test_the_demo_plan_and_its_methods():
+    from npadv.experiments import DEMO_FULL, demo_plan
+
+    full = demo_plan(False)
+    assert full[-1].reference and {e.epochs for e in full[:-1] if e.method != "free"} == {
+        DEMO_FULL["epochs"]}
+    quick = demo_plan(True, ["fgsm", "yopo"])        # any demo method, at the quick budget
+    assert [e.method for e in quick] == ["fgsm", "yopo", "pgd"]
+    assert quick[0].epochs is None and quick[-1].reference
+    with pytest.raises(ValueError, match="ibp"):
+        demo_plan(False, ["ibp"])

@@ -265,7 +265,7 @@ def _progress(total: int, enabled: bool):
     if not enabled:
         return None
     from tqdm import tqdm
-    return tqdm(total=total, desc="evaluate", unit="attack-batch")
+    return tqdm(total=total, desc="evaluate", unit="batch")
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, attacks: Sequence[Attack] | str = "standard",

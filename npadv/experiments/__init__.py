@@ -36,18 +36,21 @@ from .compare import (
 from .plans import (
     CLAIMS,
     DEMO_FULL,
+    DEMO_METHODS,
     DEMO_QUICK,
     PLANS,
     Entry,
     claim,
     converge,
+    demo_plan,
+    demo_title,
     evaluation,
     reference,
 )
 from .report import format_table, plot_comparison, report
 from .verdicts import verdicts
 
-__all__ = ["CLAIMS", "DEMO_FULL", "DEMO_QUICK", "PLANS", "Entry", "claim", "compare", "converge",
-           "demo_data",
+__all__ = ["CLAIMS", "DEMO_FULL", "DEMO_METHODS", "DEMO_QUICK", "PLANS", "Entry", "claim",
+           "compare", "converge", "demo_data", "demo_plan", "demo_title",
            "epochs_for", "evaluation", "format_table", "mnist_demo", "plot_comparison",
            "reference", "report", "run_entry", "seconds_per_epoch", "slug", "verdicts"]

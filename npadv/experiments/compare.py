@@ -17,7 +17,7 @@ from ..models import build_model
 from ..optim import SGD
 from ..training.loop import ResumeError, TrainConfig, train
 from ..workers import available_cpus
-from .plans import DEMO_FULL, DEMO_QUICK, PLANS, Entry, converge, evaluation, reference
+from .plans import DEMO_FULL, DEMO_QUICK, Entry, demo_plan, demo_title, evaluation
 from .report import plot_comparison, report
 from .verdicts import time_to_robustness, verdicts
 
@@ -219,35 +219,20 @@ def mnist_demo(quick: bool = False, eps: float = 0.1, methods: list[str] | None 
 
     The full version trains every method to convergence (DEMO_FULL["epochs"] epochs each),
     evaluates each by the default suite, and judges each paper's claim by its time to
-    robustness (about 15 min on 2 cores). Each row is a run folder in `out`, so an
-    interrupted demo continues where it stopped. quick: three methods at a 2 s budget
-    each, 2,000 training and 100 test images, the quick suite (about 30 s). methods: a
+    robustness (11 min 26 s on 2 cores, see demos/README.md). Each row is a run folder in
+    `out`, so an interrupted demo continues where it stopped. quick: three methods at a 2 s budget
+    each, 2,000 training and 100 test images, the quick suite (28 s). methods: a
     subset by registry name (the reference always runs). Prints the table and writes
     comparison.json, comparison.png and table.md to out.
     """
     settings = DEMO_QUICK if quick else DEMO_FULL
-    if quick:
-        plan = [*PLANS["quick"], reference(settings["reference_epochs"],
-                                           settings["reference_steps"])]
-    else:
-        plan = converge(settings["epochs"], settings["free_passes"])
-    if methods:
-        known = {e.method for e in converge(1)}
-        unknown = sorted(set(methods) - known)
-        if unknown:
-            raise ValueError(f"unknown demo method(s) {unknown}; choose from {sorted(known)}")
-        if quick:
-            plan = [*[e for e in PLANS["full"] if e.method in methods], plan[-1]]
-        else:
-            plan = [e for e in plan if e.method in methods or e.reference]
+    plan = demo_plan(quick, methods)
     data = demo_data(settings)
-    what = (f"{settings['budget']:g} s of training each" if quick
-            else f"{settings['epochs']} epochs each (Free-8: {settings['free_passes']} passes)")
     summary = compare(plan, data, eps=eps, budget=settings["budget"], seed=seed,
                       n_eval=settings["n_eval"], check_size=settings["check_size"],
                       attacks=suite(settings["suite"], eps, seed=seed), out=out,
                       progress=progress, workers=available_cpus(),
-                      title=f"MNIST-5k ({len(data[0]):,} train), small_cnn, L∞ ε = {eps}, {what}")
+                      title=demo_title(quick, len(data[0]), eps))
     report(summary, out)
     return summary
 

@@ -9,7 +9,7 @@ demos/fashion_mnist.py). "quick" gives each method the same short wall-clock bud
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..attacks.evaluate import Attack
 from ..methods import method_class
@@ -91,6 +91,33 @@ def evaluation(eps: float, pgd_steps: int = 40, restarts: int = 2, apgd_steps: i
     return [Attack("pgd", eps, steps=pgd_steps, restarts=restarts, rng=seed, early_stop=True),
             Attack("apgd", eps, steps=apgd_steps, loss="ce", rng=seed),
             Attack("apgd", eps, steps=apgd_steps, loss="dlr", rng=seed)]
+
+
+DEMO_METHODS = tuple(e.method for e in converge(1))    # the methods `npadv demo` can run
+
+
+def demo_plan(quick: bool, methods: list[str] | None = None) -> list[Entry]:
+    """The rows of `npadv demo`: every method at convergence with DEMO_FULL's epochs, or
+    under quick PLANS["quick"] at DEMO_QUICK's budget; with `methods` (registry names from
+    DEMO_METHODS), only those, at the same settings. The reference comes last, always.
+    ValueError for a method the demo does not run."""
+    unknown = sorted(set(methods or ()) - set(DEMO_METHODS))
+    if unknown:
+        raise ValueError(f"unknown demo method(s) {unknown}; choose from {sorted(DEMO_METHODS)}")
+    if quick:
+        rows = PLANS["quick"] if not methods else [
+            replace(e, epochs=None) for e in converge(1) if not e.reference]
+        ref = reference(DEMO_QUICK["reference_epochs"], DEMO_QUICK["reference_steps"])
+    else:
+        *rows, ref = converge(DEMO_FULL["epochs"], DEMO_FULL["free_passes"])
+    return [*(e for e in rows if not methods or e.method in methods), ref]
+
+
+def demo_title(quick: bool, n_train: int, eps: float) -> str:
+    """The title of `npadv demo`'s table and plot."""
+    what = (f"{DEMO_QUICK['budget']:g} s of training each" if quick else
+            f"{DEMO_FULL['epochs']} epochs each (Free-8: {DEMO_FULL['free_passes']} passes)")
+    return f"MNIST-5k ({n_train:,} train), small_cnn, L∞ ε = {eps}, {what}"
 
 
 DEMO_FULL = {"n_train": 4000, "epochs": 8, "free_passes": 6, "budget": None,
