@@ -9,9 +9,9 @@
 # Square) on 1,000 test images. Then robust accuracy against ε from 0 to 0.3 for every
 # final model, in one picture.
 #
-# The full run takes hours on 2 cores, so it is resumable: each method is a run
-# folder under --out, and rerunning the script continues an unfinished run from its last
-# epoch and skips finished ones. --quick takes a 3,000-image slice and a 2 s budget.
+# The full run takes about 2 hours on 2 cores (demos/README.md), so it is resumable: each
+# method is a run folder under --out, and rerunning the script continues an unfinished run
+# from its last epoch and skips finished ones. --quick takes a 3,000-image slice and a 2 s budget.
 #
 # Data: `apt-get install dataset-fashion-mnist` (Debian) puts the files where
 # `npadv.data.load_fashion_mnist` finds them; or set NPADV_DATA.

@@ -63,7 +63,7 @@ def plot_comparison(summary: dict, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(9, 4.8))
     clock = clock_of(summary["rows"])
     for r in summary["rows"]:
         t = [c[clock] for c in r["curve"]]
@@ -93,7 +93,7 @@ def plot_comparison(summary: dict, path: Path) -> bool:
     if not log:
         ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))    # off the curves
     if summary.get("title"):
         ax.set_title(summary["title"], fontsize=10)
     fig.tight_layout()
