@@ -11,7 +11,8 @@
 #
 # The full run takes about 2 hours on 2 cores (demos/README.md), so it is resumable: each
 # method is a run folder under --out, and rerunning the script continues an unfinished run
-# from its last epoch and skips finished ones. --quick takes a 3,000-image slice and a 2 s budget.
+# from its last epoch and skips finished ones. --quick takes a 3,000-image slice and a 2 s
+# budget.
 #
 # Data: `apt-get install dataset-fashion-mnist` (Debian) puts the files where
 # `npadv.data.load_fashion_mnist` finds them; or set NPADV_DATA.
